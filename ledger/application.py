@@ -1,0 +1,541 @@
+"""The Ledger application: one method per use case.
+
+Each command loads the cooperative, lets the aggregate check its rules and
+record its events, and saves them. Two commands on one cooperative at once are
+ordered by its version: the loser of a race gets a version conflict, and the
+whole command (load, check, record) runs again on the fresh state, a bounded
+number of times. Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+
+from ledger.cooperative import Cooperative
+from ledger.errors import ConcurrencyConflict, CooperativeNotFound, InvalidInput, StaleVersion
+from ledger.people import PeopleRegistry, Person
+from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
+from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
+from ledger.storage import Database, StoreConfig
+from ledger.transcoder import OrjsonTranscoder
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+DEFAULT_VOTING_PERIOD = timedelta(days=7)
+GROUP_SIZE = 6
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    cooperative_id: UUID
+    version: int
+    name: str
+    position: int
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command recorded: the cooperative's new version and the position of its last event."""
+
+    cooperative_id: UUID
+    version: int
+    position: int
+    events: tuple[RecordedEvent, ...]
+    value: Any = None
+
+
+def make_transcoder() -> OrjsonTranscoder:
+    transcoder = OrjsonTranscoder()
+    for cls in (*VALUE_TYPES, *ENUM_TYPES):
+        transcoder.register(cls)
+    return transcoder
+
+
+def balanced_chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in ceil(n/size) consecutive chunks whose sizes differ by at most one."""
+    if not items:
+        return []
+    parts = math.ceil(len(items) / size)
+    base, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for i in range(parts):
+        end = start + base + (1 if i < extra else 0)
+        chunks.append(list(items[start:end]))
+        start = end
+    return chunks
+
+
+class Ledger(Application[UUID]):
+    """The write side of coop-ledger."""
+
+    name = "coop_ledger"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Cooperative: 50}
+
+    def __init__(
+        self,
+        config: StoreConfig | None = None,
+        *,
+        clock: Clock = utc_now,
+        max_attempts: int = 16,
+        snapshot_interval: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config or StoreConfig.from_env()
+        self.clock = clock
+        self.max_attempts = max_attempts
+        super().__init__(env=self.config.library_env() | (env or {}))
+        interval = snapshot_interval or int(self.env.get("COOP_LEDGER_SNAPSHOT_INTERVAL") or 50)
+        # The library reads the interval through the instance; the class value is only a default.
+        self.snapshotting_intervals = {Cooperative: interval}  # type: ignore[misc]
+        self.db = Database(self.config)
+        self.people = PeopleRegistry(self.db)
+
+    def construct_transcoder(self) -> Transcoder:
+        return make_transcoder()
+
+    def close(self) -> None:
+        self.db.close()
+        super().close()
+
+    # ---- reading --------------------------------------------------------------------
+
+    def get_cooperative(self, cooperative_id: UUID, version: int | None = None) -> Cooperative:
+        try:
+            coop: Cooperative = self.repository.get(cooperative_id, version=version)
+        except AggregateNotFoundError:
+            raise CooperativeNotFound(
+                f"no cooperative {cooperative_id}", field="cooperative_id"
+            ) from None
+        return coop
+
+    # ---- the command loop -----------------------------------------------------------
+
+    def _command(
+        self,
+        cooperative_id: UUID,
+        act: Callable[[Cooperative, datetime], Any],
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        for attempt in range(self.max_attempts):
+            coop = self.get_cooperative(cooperative_id)
+            if expected_version is not None and coop.version != expected_version:
+                raise StaleVersion(
+                    f"cooperative is at version {coop.version}, not {expected_version}",
+                    field="If-Match",
+                )
+            value = act(coop, self.clock())
+            others: list[Cooperative] = []
+            if isinstance(value, Cooperative):
+                others, value = [value], value.id
+            try:
+                recordings = self.save(coop, *others)
+            except IntegrityError:
+                if expected_version is not None:
+                    raise StaleVersion(
+                        "the cooperative changed meanwhile", field="If-Match"
+                    ) from None
+                # Full jitter, so writers that collided do not collide again in step.
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
+                continue
+            return self._result(coop, recordings, value)
+        raise ConcurrencyConflict(
+            f"cooperative {cooperative_id} kept changing; "
+            f"gave up after {self.max_attempts} attempts"
+        )
+
+    def _result(
+        self, coop: Cooperative, recordings: list[Recording[UUID]], value: Any = None
+    ) -> CommandResult:
+        events = tuple(
+            RecordedEvent(
+                cooperative_id=r.domain_event.originator_id,
+                version=r.domain_event.originator_version,
+                name=type(r.domain_event).__name__,
+                position=r.notification.id,
+            )
+            for r in recordings
+        )
+        return CommandResult(coop.id, coop.version, max(e.position for e in events), events, value)
+
+    # ---- people ---------------------------------------------------------------------
+
+    def register_person(self, name: str, contact: str = "") -> Person:
+        """Register a person; events will only ever name them by the id returned."""
+        return self.people.register(name, contact)
+
+    def erase_person(self, person_id: UUID) -> None:
+        """Forget a person's personal data; the history keeps only their pseudonymous id."""
+        self.people.erase(person_id)
+
+    # ---- founding -------------------------------------------------------------------
+
+    def found_cooperative(
+        self,
+        *,
+        name: str,
+        sector: str,
+        members: Sequence[FoundingMember],
+        mentor_id: UUID,
+        actor: UUID,
+        rules: DecisionRules | None = None,
+        reason: str | None = None,
+    ) -> CommandResult:
+        """Found a cooperative of at most 20 members from its conversation groups."""
+        self.people.check_known([m.person_id for m in members], field="members")
+        self.people.check_known([mentor_id], field="mentor_id")
+        coop = Cooperative.found(
+            name=name,
+            sector=sector,
+            members=members,
+            mentor_id=mentor_id,
+            rules=rules or DecisionRules(),
+            actor=actor,
+            at=self.clock(),
+            reason=reason,
+        )
+        return self._result(coop, self.save(coop))
+
+    def convert_company(
+        self,
+        *,
+        company: str,
+        sector: str,
+        employees: Sequence[UUID],
+        mentor_id: UUID,
+        actor: UUID,
+        rules: DecisionRules | None = None,
+        reason: str | None = None,
+    ) -> list[CommandResult]:
+        """Re-house a company's employees in as few cooperatives of at most 20 as needed.
+
+        Sizes differ by at most one; within each, conversation groups of about six.
+        All cooperatives are founded in one atomic write.
+        """
+        if not employees:
+            raise InvalidInput("a conversion needs at least one employee", field="employees")
+        if len(set(employees)) != len(employees):
+            raise InvalidInput("an employee is listed twice", field="employees")
+        rules = rules or DecisionRules()
+        self.people.check_known(employees, field="employees")
+        self.people.check_known([mentor_id], field="mentor_id")
+        conversion_id, at = uuid4(), self.clock()
+        chunks = balanced_chunks(employees, min(rules.member_cap, MAX_MEMBERS))
+        coops = []
+        for n, chunk in enumerate(chunks, start=1):
+            members = [
+                FoundingMember(person, f"group {g}")
+                for g, group in enumerate(balanced_chunks(chunk, GROUP_SIZE), start=1)
+                for person in group
+            ]
+            coops.append(
+                Cooperative.found(
+                    name=f"{company.strip()} {n}" if len(chunks) > 1 else company,
+                    sector=sector,
+                    members=members,
+                    mentor_id=mentor_id,
+                    rules=rules,
+                    actor=actor,
+                    at=at,
+                    reason=reason,
+                    conversion_id=conversion_id,
+                )
+            )
+        recordings = self.save(*coops)
+        return [
+            self._result(c, [r for r in recordings if r.domain_event.originator_id == c.id])
+            for c in coops
+        ]
+
+    # ---- membership and roles -------------------------------------------------------
+
+    def admit_founding_member(
+        self,
+        cooperative_id: UUID,
+        person_id: UUID,
+        *,
+        actor: UUID,
+        conversation_group: str | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """The mentor admits a founding member during the mentor year."""
+        self.people.check_known([person_id])
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.admit_founding_member(
+                person_id, actor=actor, at=at, conversation_group=conversation_group, reason=reason
+            ),
+            expected_version,
+        )
+
+    def leave(
+        self,
+        cooperative_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A member leaves on their own word."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.leave(actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    def step_down_as_coordinator(
+        self, cooperative_id: UUID, *, actor: UUID, reason: str | None = None
+    ) -> CommandResult:
+        """The coordinator gives up the role and stays a member."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.step_down_as_coordinator(actor=actor, at=at, reason=reason),
+        )
+
+    def complete_mentor_year(
+        self, cooperative_id: UUID, *, actor: UUID, reason: str | None = None
+    ) -> CommandResult:
+        """Record the mentor's handover once the mentor year is over."""
+        return self._command(
+            cooperative_id, lambda c, at: c.complete_mentor_year(actor=actor, at=at, reason=reason)
+        )
+
+    # ---- decisions ------------------------------------------------------------------
+
+    def raise_proposal(
+        self,
+        cooperative_id: UUID,
+        *,
+        kind: ProposalKind | str,
+        text: str,
+        actor: UUID,
+        closes_at: datetime | None = None,
+        subject: UUID | None = None,
+        new_rules: DecisionRules | None = None,
+        split: SplitPlan | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Put a question to all members; returns the proposal id as the result's value."""
+        parsed = kind if isinstance(kind, ProposalKind) else parse_kind(kind)
+        if parsed is ProposalKind.ADMIT_MEMBER and subject is not None:
+            self.people.check_known([subject], field="subject")
+        proposal_id = uuid4()
+
+        def act(c: Cooperative, at: datetime) -> UUID:
+            return c.raise_proposal(
+                parsed,
+                text,
+                actor=actor,
+                at=at,
+                closes_at=closes_at or at + DEFAULT_VOTING_PERIOD,
+                subject=subject,
+                new_rules=new_rules,
+                split=split,
+                proposal_id=proposal_id,
+                reason=reason,
+            )
+
+        return self._command(cooperative_id, act, expected_version)
+
+    def vote(
+        self,
+        cooperative_id: UUID,
+        proposal_id: UUID,
+        choice: VoteChoice | str,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Cast or change one's vote."""
+        try:
+            parsed = VoteChoice(choice)
+        except ValueError:
+            raise InvalidInput(
+                "choice must be 'for', 'against' or 'abstain'", field="choice"
+            ) from None
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.vote(proposal_id, parsed, actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    def close_proposal(
+        self,
+        cooperative_id: UUID,
+        proposal_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Close a proposal; an adopted one takes effect in the same write (a split saves both)."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.close_proposal(proposal_id, actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    # ---- work -----------------------------------------------------------------------
+
+    def take_work(
+        self,
+        cooperative_id: UUID,
+        *,
+        client_ref: str,
+        description: str = "",
+        actor: UUID,
+        work_id: UUID | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A member takes on client work; returns the work id as the result's value."""
+        new_id = work_id or uuid4()
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.take_work(
+                client_ref, description, actor=actor, at=at, work_id=new_id, reason=reason
+            ),
+            expected_version,
+        )
+
+    def log_hours(
+        self,
+        cooperative_id: UUID,
+        work_id: UUID,
+        *,
+        minutes: int,
+        worked_on: date | None = None,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Log time on one's own work (today unless a day is given)."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.log_hours(
+                work_id, minutes, worked_on or at.date(), actor=actor, at=at, reason=reason
+            ),
+            expected_version,
+        )
+
+    def hand_over_work(
+        self,
+        cooperative_id: UUID,
+        work_id: UUID,
+        *,
+        to_member: UUID,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Offer one's work to another member."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.hand_over_work(work_id, to_member, actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    def accept_work(
+        self,
+        cooperative_id: UUID,
+        work_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Accept work handed over to oneself."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.accept_work(work_id, actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    def complete_work(
+        self,
+        cooperative_id: UUID,
+        work_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Mark one's work done."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.complete_work(work_id, actor=actor, at=at, reason=reason),
+            expected_version,
+        )
+
+    # ---- invoices -------------------------------------------------------------------
+
+    def issue_invoice(
+        self,
+        cooperative_id: UUID,
+        *,
+        client_ref: str,
+        hourly_rate_cents: int,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Invoice a client's logged, uninvoiced hours; returns the invoice number."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.issue_invoice(
+                client_ref, hourly_rate_cents, actor=actor, at=at, reason=reason
+            ),
+            expected_version,
+        )
+
+    def register_payment(
+        self,
+        cooperative_id: UUID,
+        number: int,
+        *,
+        amount_cents: int,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Record a payment against an invoice."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.register_payment(
+                number, amount_cents, actor=actor, at=at, reason=reason
+            ),
+            expected_version,
+        )
+
+    def credit_invoice(
+        self,
+        cooperative_id: UUID,
+        number: int,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Cancel an unpaid invoice with a credit note; returns the credit note's number."""
+        return self._command(
+            cooperative_id,
+            lambda c, at: c.credit_invoice(number, actor=actor, at=at, reason=reason),
+            expected_version,
+        )

@@ -1,0 +1,205 @@
+"""Where the ledger lives: one URL turned into the library's settings and a small SQL gateway.
+
+``COOP_LEDGER_DATABASE_URL`` is either ``sqlite:///path/to/file.sqlite3`` (the
+default, ``./var/ledger.sqlite3``, created on first use) or
+``postgresql://user[:password]@host[:port]/dbname[?schema=name]``. The events,
+the people registry and the projections share that one database, so a view row
+and its tracking position commit in one transaction.
+
+``Database`` is the gateway our own tables use (the library keeps its own
+connections): SQL is written once with ``?`` placeholders and runs on both stores.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+DEFAULT_URL = "sqlite:///var/ledger.sqlite3"
+URL_VARIABLE = "COOP_LEDGER_DATABASE_URL"
+
+
+class StoreConfigError(ValueError):
+    """The database URL cannot be used."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str
+    kind: Literal["sqlite", "postgresql"]
+    sqlite_path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = ""
+
+    @classmethod
+    def from_env(cls) -> StoreConfig:
+        return cls.from_url(os.environ.get(URL_VARIABLE) or DEFAULT_URL)
+
+    @classmethod
+    def from_url(cls, url: str) -> StoreConfig:
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
+            path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+            if not path:
+                raise StoreConfigError(f"{URL_VARIABLE}: a sqlite URL names a file: {url!r}")
+            return cls(url=url, kind="sqlite", sqlite_path=path)
+        if parts.scheme in ("postgresql", "postgres"):
+            query = parse_qs(parts.query)
+            schema = query.get("schema", [""])[0]
+            if schema and not schema.replace("_", "").isalnum():
+                raise StoreConfigError(f"{URL_VARIABLE}: schema must be a plain identifier")
+            return cls(
+                url=url,
+                kind="postgresql",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                dbname=(parts.path or "/").lstrip("/") or "postgres",
+                schema=schema,
+            )
+        raise StoreConfigError(
+            f"{URL_VARIABLE} must start with sqlite:/// or postgresql://, got {url!r}"
+        )
+
+    @property
+    def conninfo(self) -> str:
+        params = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": self.dbname,
+            "password": self.password,
+        }
+        return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v})
+
+    def table(self, name: str) -> str:
+        """A table name as our SQL must spell it (schema-qualified on PostgreSQL)."""
+        return f"{self.schema}.{name}" if self.schema else name
+
+    def library_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` settings for this store."""
+        if self.kind == "sqlite":
+            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.sqlite_path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "CREATE_TABLE": "y",
+            }
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "y",
+        }
+        if self.schema:
+            env["POSTGRES_SCHEMA"] = self.schema
+        return env
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class _PgCursor:
+    """A psycopg cursor that takes the ``?`` placeholders our SQL is written with."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql.replace("?", "%s"), params)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class Database:
+    """Transactions on our own tables in the ledger's database."""
+
+    def __init__(self, config: StoreConfig, *, pool_size: int = 4) -> None:
+        self.config = config
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._local = threading.local()
+        if config.kind == "postgresql":
+            self._pool = ConnectionPool(
+                config.conninfo,
+                min_size=1,
+                max_size=pool_size,
+                open=True,
+                kwargs={"autocommit": False},
+                check=ConnectionPool.check_connection,
+                timeout=10,
+            )
+        else:
+            Path(config.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    def table(self, name: str) -> str:
+        return self.config.table(name)
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.config.sqlite_path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            # Erased personal data must not linger in free pages of the file.
+            conn.execute("PRAGMA secure_delete=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        if self._pool is not None:
+            with self._pool.connection() as pg, pg.transaction(), pg.cursor() as cursor:
+                yield _PgCursor(cursor)
+            return
+        conn = self._sqlite()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn.cursor()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
