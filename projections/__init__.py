@@ -1,0 +1,1 @@
+"""The read side: projections of the ledger's events into plain SQL tables."""
