@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -78,6 +78,20 @@ def _text(value: str, field: str, *, required: bool = True, limit: int = 200) ->
     return value
 
 
+def check_moment(at: datetime) -> None:
+    """Every event's time is timezone-aware UTC (rule 11); a naive time is refused by name."""
+    if not isinstance(at, datetime) or at.utcoffset() != timedelta(0):
+        raise InvalidInput("times must be timezone-aware UTC", field="at")
+
+
+def check_person_id(value: object, field: str) -> None:
+    """Events name people by pseudonymous id only (rule 12), never by name."""
+    if not isinstance(value, UUID):
+        raise InvalidInput(
+            f"{field} must be a person's id, not {type(value).__name__}", field=field
+        )
+
+
 def _subject(kind: ProposalKind, subject: UUID | None) -> UUID:
     if subject is None:
         raise InvalidInput(f"a proposal to {kind.value} names its subject", field="subject")
@@ -139,6 +153,11 @@ class Cooperative(Aggregate):
                 for entry in carried.entries:
                     aggregate.hours[entry.id] = replace(entry)
 
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        # Every command passes its moment here first, before any of its events exists.
+        check_moment(kwargs["timestamp"])
+        super().trigger_event(event_class, **kwargs)
+
     def init_state(self, name: str, sector: str, rules: DecisionRules, at: datetime) -> None:
         self.name = name
         self.sector = sector
@@ -174,8 +193,13 @@ class Cooperative(Aggregate):
         conversion_id: UUID | None = None,
     ) -> Cooperative:
         """Found a cooperative from one or more conversation groups, with a mentor."""
+        check_moment(at)
         rules.check()
         ids = [m.person_id for m in members]
+        for person_id in [*ids, mentor_id, actor]:
+            check_person_id(person_id, "members")
+        if not ids:
+            raise InvalidInput("a cooperative is founded with at least one member", field="members")
         if len(set(ids)) != len(ids):
             raise InvalidInput("a founding member is listed twice", field="members")
         if len(ids) > rules.member_cap:
@@ -225,6 +249,7 @@ class Cooperative(Aggregate):
             )
 
     def check_can_join(self, person_id: UUID) -> None:
+        check_person_id(person_id, "person_id")
         if person_id in self.members:
             raise AlreadyAMember(f"{person_id} is already a member", field="person_id")
         if person_id == self.mentor_id:
@@ -489,8 +514,10 @@ class Cooperative(Aggregate):
         text = _text(text, "text", limit=MAX_TEXT)
         if closes_at <= at:
             raise InvalidInput("closes_at must lie in the future", field="closes_at")
-        self.check_proposal_payload(kind, subject, new_rules, split)
+        self.check_proposal_payload(kind, subject, new_rules, split, at)
         proposal_id = proposal_id or uuid4()
+        if proposal_id in self.proposals:
+            raise InvalidInput(f"proposal {proposal_id} already exists", field="proposal_id")
         self.trigger_event(
             self.ProposalRaised,
             timestamp=at,
@@ -513,14 +540,18 @@ class Cooperative(Aggregate):
         subject: UUID | None,
         new_rules: DecisionRules | None,
         split: SplitPlan | None,
+        at: datetime,
     ) -> None:
         if kind is ProposalKind.ADMIT_MEMBER:
             self.check_can_join(_subject(kind, subject))
         elif kind is ProposalKind.APPOINT_COORDINATOR:
             self.check_is_member(_subject(kind, subject), field="subject")
-        elif kind is ProposalKind.END_MENTORSHIP:
-            if self.mentor_id is None or self.mentorship_ended:
-                raise NoMandate("there is no mentorship to end", field="kind")
+        elif kind is ProposalKind.END_MENTORSHIP and not self.mentor_is_active(at):
+            raise NoMandate(
+                "there is no running mentor year to end early; after the year, "
+                "the mentor or a member records the handover",
+                field="kind",
+            )
         elif kind is ProposalKind.CHANGE_RULES:
             if new_rules is None:
                 raise InvalidInput("a proposal to change the rules states them", field="rules")
@@ -637,7 +668,7 @@ class Cooperative(Aggregate):
             return None
         try:
             self.check_proposal_payload(
-                proposal.kind, proposal.subject, proposal.new_rules, proposal.split
+                proposal.kind, proposal.subject, proposal.new_rules, proposal.split, at
             )
         except RuleViolation as refusal:
             self.trigger_event(
@@ -686,6 +717,10 @@ class Cooperative(Aggregate):
             for person_id in self.moving_members:
                 del aggregate.members[person_id]
                 aggregate.former_members[person_id] = self.timestamp
+            moving = set(self.moving_members)
+            for work in aggregate.work.values():
+                if work.handover_to in moving:
+                    work.handover_to = None
             moved = set(self.moved_work)
             for entry_id in [
                 e.id
@@ -890,6 +925,7 @@ class Cooperative(Aggregate):
         self, work_id: UUID, *, actor: UUID, at: datetime, reason: str | None = None
     ) -> None:
         """Accept work handed over to oneself; from now on one is the client's contact."""
+        self.check_is_member(actor)
         work = self.work_item(work_id)
         if work.status is not WorkStatus.OPEN:
             raise WorkClosed(f"work {work_id} is not open", field="work_id")

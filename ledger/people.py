@@ -58,7 +58,7 @@ class PeopleRegistry:
         return person
 
     def get(self, person_id: UUID) -> Person:
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute(
                 "SELECT id, name, contact, registered_at, erased_at"
                 f" FROM {self.table} WHERE id = ?",
@@ -82,7 +82,7 @@ class PeopleRegistry:
             return
         known: set[str] = set()
         ordered = sorted(wanted)
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             for start in range(0, len(ordered), 500):
                 chunk = ordered[start : start + 500]
                 marks = ", ".join("?" * len(chunk))

@@ -77,14 +77,19 @@ class DecisionRules:
             )
         if self.member_cap < 1:
             raise InvalidInput("member_cap must be at least 1", field="member_cap")
-        for name in ("quorum", "supermajority"):
-            num = getattr(self, f"{name}_numerator")
-            den = getattr(self, f"{name}_denominator")
-            if den < 1 or num < 0 or num > den:
-                raise InvalidInput(
-                    f"{name} must be a fraction between 0 and 1, got {num}/{den}",
-                    field=f"{name}_numerator",
-                )
+        # The quorum is a line turnout must pass: at n/n no proposal could ever pass it.
+        if not 0 <= self.quorum_numerator < self.quorum_denominator:
+            raise InvalidInput(
+                "quorum must be a fraction from 0 up to (not including) 1, got "
+                f"{self.quorum_numerator}/{self.quorum_denominator}",
+                field="quorum_numerator",
+            )
+        if not 0 < self.supermajority_numerator <= self.supermajority_denominator:
+            raise InvalidInput(
+                "supermajority must be a fraction above 0 and at most 1, got "
+                f"{self.supermajority_numerator}/{self.supermajority_denominator}",
+                field="supermajority_numerator",
+            )
 
 
 @dataclass(frozen=True)

@@ -183,12 +183,24 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """One transaction: committed when the block ends, rolled back when it raises."""
+        with self._transaction("BEGIN IMMEDIATE") as cursor:
+            yield cursor
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A transaction for reading only: on SQLite it never waits for a writer."""
+        with self._transaction("BEGIN") as cursor:
+            yield cursor
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Cursor]:
         if self._pool is not None:
             with self._pool.connection() as pg, pg.transaction(), pg.cursor() as cursor:
                 yield _PgCursor(cursor)
             return
         conn = self._sqlite()
-        conn.execute("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading.
+        conn.execute(begin)
         try:
             yield conn.cursor()
         except BaseException:

@@ -142,7 +142,7 @@ def roster(db: Database, coop_id: UUID) -> dict[str, Any] | None:
     """Current and former members, the mentor and coordinator terms, the count against the cap."""
     t = Roster().table_names(db)
     people = db.table("people")
-    with db.transaction() as cur:
+    with db.read() as cur:
         cur.execute(
             f"SELECT member_cap, member_count FROM {t['roster_cooperatives']} WHERE coop_id = ?",
             (str(coop_id),),

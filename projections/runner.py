@@ -96,10 +96,11 @@ def set_tracking(
     state: str = RUNNING,
     error: str | None = None,
 ) -> None:
-    cur.execute(f"DELETE FROM {tracking_table(db)} WHERE name = ?", (name,))
     cur.execute(
         f"INSERT INTO {tracking_table(db)} (name, position, state, error, error_position,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+        " position = excluded.position, state = excluded.state, error = excluded.error,"
+        " error_position = excluded.error_position, updated_at = excluded.updated_at",
         (
             name,
             position,
@@ -134,6 +135,12 @@ class ProjectionRunner:
         with self.db.transaction() as cur:
             for projection in self.projections:
                 projection.create(cur, projection.table_names(self.db))
+                # A row to lock from the start: the rebuild's switch and the runner meet on it.
+                cur.execute(
+                    f"INSERT INTO {tracking_table(self.db)} (name, position, state, updated_at)"
+                    " VALUES (?, 0, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    (projection.name, RUNNING, datetime.now(UTC).isoformat()),
+                )
 
     # ---- processing -----------------------------------------------------------------
 
@@ -230,7 +237,7 @@ class ProjectionRunner:
 
 def read_status(db: Database, names: Iterable[str], head: int) -> list[ProjectionStatus]:
     wanted = list(names)
-    with db.transaction() as cur:
+    with db.read() as cur:
         cur.execute(
             f"SELECT name, position, state, error, error_position FROM {tracking_table(db)}"
         )
