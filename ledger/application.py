@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from ledger.cooperative import Cooperative
@@ -107,6 +107,21 @@ class Ledger(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return make_transcoder()
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # The library reloads the aggregate to snapshot it; the one just saved is at hand.
+        if self.snapshots is None:
+            return
+        saved: dict[UUID, int] = {}
+        for event in processing_event.events:
+            saved[event.originator_id] = saved.get(event.originator_id, 0) + 1
+        for aggregate_id, count in saved.items():
+            aggregate = processing_event.aggregates.get(aggregate_id)
+            interval = self.snapshotting_intervals.get(type(aggregate), 0)
+            if aggregate is None or not interval:
+                continue
+            if aggregate.version // interval > (aggregate.version - count) // interval:
+                self.snapshots.put([Cooperative.Snapshot.take(aggregate)])
 
     def close(self) -> None:
         self.db.close()

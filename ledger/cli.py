@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +40,43 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project(args: argparse.Namespace) -> int:
+    from projections.registry import all_projections
+    from projections.runner import ProjectionRunner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with Ledger() as ledger:
+        runner = ProjectionRunner(ledger, all_projections(), batch_size=args.batch_size)
+        if args.once:
+            print(f"applied {runner.catch_up()} events")
+            return 0
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        print(f"following {ledger.config.url}; Ctrl-C to stop", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            runner.run_forever(poll_interval=args.poll_interval)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from projections.rebuild import rebuild
+    from projections.registry import by_names
+    from projections.runner import ProjectionRunner
+
+    with Ledger() as ledger:
+        projections = by_names(args.names)
+        ProjectionRunner(ledger, projections)  # creates what is missing
+        for projection in projections:
+            position = rebuild(
+                ledger,
+                ledger.db,
+                projection,
+                batch_size=args.batch_size,
+                progress=lambda p: print(f"\r{p}", end="", file=sys.stderr, flush=True),
+            )
+            print(f"\n{projection.name}: switched to the rebuilt tables at position {position}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coop-ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--sector", default="cleaning")
     convert.add_argument("--employees", type=int, default=200)
     convert.set_defaults(run=_convert)
+    project = sub.add_parser("project", help="run the projections as their own process")
+    project.add_argument("--once", action="store_true", help="catch up, then exit")
+    project.add_argument("--batch-size", type=int, default=500)
+    project.add_argument("--poll-interval", type=float, default=0.05)
+    project.set_defaults(run=_project)
+    rebuild = sub.add_parser("rebuild", help="rebuild projections (all, or those named)")
+    rebuild.add_argument("names", nargs="*", metavar="NAME")
+    rebuild.add_argument("--batch-size", type=int, default=2000)
+    rebuild.set_defaults(run=_rebuild)
     return parser
 
 

@@ -615,14 +615,17 @@ class Cooperative(Aggregate):
     class ProposalAdopted(ProposalDecided):
         def apply(self, aggregate: Cooperative) -> None:
             aggregate.proposals[self.proposal_id].outcome = Outcome.ADOPTED
+            aggregate.proposals[self.proposal_id].settle()
 
     class ProposalRejected(ProposalDecided):
         def apply(self, aggregate: Cooperative) -> None:
             aggregate.proposals[self.proposal_id].outcome = Outcome.REJECTED
+            aggregate.proposals[self.proposal_id].settle()
 
     class ProposalExpired(ProposalDecided):
         def apply(self, aggregate: Cooperative) -> None:
             aggregate.proposals[self.proposal_id].outcome = Outcome.EXPIRED
+            aggregate.proposals[self.proposal_id].settle()
 
     class ProposalLapsed(ProposalDecided):
         """Adopted by the vote, but its effect became impossible before closing (e.g. full)."""
@@ -631,6 +634,7 @@ class Cooperative(Aggregate):
 
         def apply(self, aggregate: Cooperative) -> None:
             aggregate.proposals[self.proposal_id].lapsed = True
+            aggregate.proposals[self.proposal_id].settle()
 
     def everyone_voted(self, proposal: Proposal) -> bool:
         remaining = [m for m in proposal.electorate if m in self.members]
@@ -1027,7 +1031,13 @@ class Cooperative(Aggregate):
         amount_cents: int
 
         def apply(self, aggregate: Cooperative) -> None:
-            aggregate.invoices[self.number].paid_cents += self.amount_cents
+            invoice = aggregate.invoices[self.number]
+            invoice.paid_cents += self.amount_cents
+            if invoice.status is InvoiceStatus.PAID:
+                # Paid hours can never be billed or credited again: keep the state (and
+                # every snapshot) the size of the open business, not of the whole history.
+                for entry_id in invoice.entry_ids:
+                    aggregate.hours.pop(entry_id, None)
 
     def register_payment(
         self,

@@ -57,6 +57,12 @@ class Proposal:
     def is_open(self) -> bool:
         return self.outcome is None and not self.lapsed
 
+    def settle(self) -> None:
+        """Forget who voted how once decided: the event holds the tally, the audit the votes,
+        and the aggregate (and each snapshot) stays the size of its open business."""
+        self.votes = {}
+        self.electorate = ()
+
 
 class WorkStatus(StrEnum):
     OPEN = "open"

@@ -133,7 +133,8 @@ class _PgCursor:
         self._cursor = cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._cursor.execute(sql.replace("?", "%s"), params)
+        # A literal % (as in LIKE 'x%') must reach psycopg doubled; our SQL never quotes a ?.
+        return self._cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -207,6 +208,16 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def table_exists(self, cur: Cursor, qualified_name: str) -> bool:
+        if self.kind == "postgresql":
+            cur.execute("SELECT to_regclass(?) IS NOT NULL", (qualified_name,))
+        else:
+            cur.execute(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (qualified_name,),
+            )
+        return bool(cur.fetchone()[0])
 
     def close(self) -> None:
         if self._pool is not None:

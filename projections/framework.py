@@ -62,7 +62,10 @@ class Projection:
     def table_names(self, db: Database, suffix: str = "") -> dict[str, str]:
         return {t: db.table(t + suffix) for t in self.tables}
 
-    def create(self, cur: Cursor, tables: Mapping[str, str]) -> None:
+    def create(self, db: Database, cur: Cursor, tables: Mapping[str, str]) -> None:
+        """Create the tables unless they all exist (index names differ per creation)."""
+        if all(db.table_exists(cur, t) for t in tables.values()):
+            return
         names = {**tables, "ix": secrets.token_hex(4)}
         for statement in self.ddl:
             cur.execute(statement.format_map(names))

@@ -65,7 +65,7 @@ def build_fresh(
     fresh = projection.table_names(db, suffix)
     with db.transaction() as cur:
         projection.drop(cur, fresh)
-        projection.create(cur, fresh)
+        projection.create(db, cur, fresh)
     total = ledger.recorder.max_notification_id() or 0
     started, done, position = time.monotonic(), 0, 0
     while True:

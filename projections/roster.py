@@ -16,12 +16,14 @@ from projections.framework import Context, Projection, collect_handlers, handles
 DDL = (
     "CREATE TABLE IF NOT EXISTS {roster_members} ("
     " coop_id TEXT NOT NULL, person_id TEXT NOT NULL, since TEXT NOT NULL,"
-    " conversation_group TEXT, decision_id TEXT, left_at TEXT,"
-    " PRIMARY KEY (coop_id, person_id, since))",
+    " conversation_group TEXT, decision_id TEXT, left_at TEXT, joined_position BIGINT NOT NULL,"
+    # Keyed by the event's position: two events may share a timestamp, never a position.
+    " PRIMARY KEY (coop_id, person_id, joined_position))",
     "CREATE TABLE IF NOT EXISTS {roster_roles} ("
     " coop_id TEXT NOT NULL, role TEXT NOT NULL, person_id TEXT NOT NULL,"
     " started_at TEXT NOT NULL, planned_end TEXT, ended_at TEXT, decision_id TEXT,"
-    " PRIMARY KEY (coop_id, role, started_at))",
+    " ended_by_decision TEXT, started_position BIGINT NOT NULL,"
+    " PRIMARY KEY (coop_id, role, started_position))",
     "CREATE TABLE IF NOT EXISTS {roster_cooperatives} ("
     " coop_id TEXT PRIMARY KEY, member_cap INTEGER NOT NULL, member_count INTEGER NOT NULL)",
 )
@@ -30,13 +32,14 @@ DDL = (
 def _join(ctx: Context, coop_id: UUID, person_id: UUID, e: Any, group: str | None) -> None:
     ctx.execute(
         "INSERT INTO {roster_members} (coop_id, person_id, since, conversation_group,"
-        " decision_id) VALUES (?, ?, ?, ?, ?)",
+        " decision_id, joined_position) VALUES (?, ?, ?, ?, ?, ?)",
         (
             str(coop_id),
             str(person_id),
             iso(e.timestamp),
             group,
             uid(getattr(e, "decision_id", None)),
+            ctx.position,
         ),
     )
 
@@ -58,9 +61,9 @@ def _count(ctx: Context, coop_id: UUID, delta: int) -> None:
 
 def _end_role(ctx: Context, coop_id: UUID, role: str, e: Any) -> None:
     ctx.execute(
-        "UPDATE {roster_roles} SET ended_at = ?"
+        "UPDATE {roster_roles} SET ended_at = ?, ended_by_decision = ?"
         " WHERE coop_id = ? AND role = ? AND ended_at IS NULL",
-        (iso(e.timestamp), str(coop_id), role),
+        (iso(e.timestamp), uid(getattr(e, "decision_id", None)), str(coop_id), role),
     )
 
 
@@ -75,9 +78,9 @@ def founded(ctx: Context, e: Any) -> None:
     if e.mentor_id is not None:
         planned = getattr(e, "mentor_until", None) or one_year_after(e.timestamp)
         ctx.execute(
-            "INSERT INTO {roster_roles} (coop_id, role, person_id, started_at, planned_end)"
-            " VALUES (?, 'mentor', ?, ?, ?)",
-            (str(e.originator_id), str(e.mentor_id), iso(e.timestamp), iso(planned)),
+            "INSERT INTO {roster_roles} (coop_id, role, person_id, started_at, planned_end,"
+            " started_position) VALUES (?, 'mentor', ?, ?, ?, ?)",
+            (str(e.originator_id), str(e.mentor_id), iso(e.timestamp), iso(planned), ctx.position),
         )
 
 
@@ -104,9 +107,15 @@ def split(ctx: Context, e: Any) -> None:
 def coordinator_appointed(ctx: Context, e: Any) -> None:
     _end_role(ctx, e.originator_id, "coordinator", e)
     ctx.execute(
-        "INSERT INTO {roster_roles} (coop_id, role, person_id, started_at, decision_id)"
-        " VALUES (?, 'coordinator', ?, ?, ?)",
-        (str(e.originator_id), str(e.member_id), iso(e.timestamp), str(e.decision_id)),
+        "INSERT INTO {roster_roles} (coop_id, role, person_id, started_at, decision_id,"
+        " started_position) VALUES (?, 'coordinator', ?, ?, ?, ?)",
+        (
+            str(e.originator_id),
+            str(e.member_id),
+            iso(e.timestamp),
+            str(e.decision_id),
+            ctx.position,
+        ),
     )
 
 
@@ -153,14 +162,15 @@ def roster(db: Database, coop_id: UUID) -> dict[str, Any] | None:
         cur.execute(
             "SELECT m.person_id, p.name, m.since, m.conversation_group, m.decision_id, m.left_at"
             f" FROM {t['roster_members']} m LEFT JOIN {people} p ON p.id = m.person_id"
-            " WHERE m.coop_id = ? ORDER BY m.since, m.person_id",
+            " WHERE m.coop_id = ? ORDER BY m.joined_position, m.person_id",
             (str(coop_id),),
         )
         members = cur.fetchall()
         cur.execute(
             "SELECT r.role, r.person_id, p.name, r.started_at, r.planned_end, r.ended_at,"
-            f" r.decision_id FROM {t['roster_roles']} r LEFT JOIN {people} p ON p.id = r.person_id"
-            " WHERE r.coop_id = ? ORDER BY r.started_at",
+            f" r.decision_id, r.ended_by_decision FROM {t['roster_roles']} r"
+            f" LEFT JOIN {people} p ON p.id = r.person_id"
+            " WHERE r.coop_id = ? ORDER BY r.started_position",
             (str(coop_id),),
         )
         roles = cur.fetchall()
@@ -192,6 +202,7 @@ def roster(db: Database, coop_id: UUID) -> dict[str, Any] | None:
                 "planned_end": r[4],
                 "ended_at": r[5],
                 "decision_id": r[6],
+                "ended_by_decision": r[7],
             }
             for r in roles
         ],

@@ -134,7 +134,7 @@ class ProjectionRunner:
         ensure_tracking(self.db)
         with self.db.transaction() as cur:
             for projection in self.projections:
-                projection.create(cur, projection.table_names(self.db))
+                projection.create(self.db, cur, projection.table_names(self.db))
                 # A row to lock from the start: the rebuild's switch and the runner meet on it.
                 cur.execute(
                     f"INSERT INTO {tracking_table(self.db)} (name, position, state, updated_at)"

@@ -54,8 +54,10 @@ def long_history(ledger: Ledger, events: int, mentor: UUID, people: list[UUID]) 
             aggregate.close_proposal(proposal, actor=member, at=at)
             recorded += 2 + len(members)
         elif step % 97 == 0:
-            aggregate.issue_invoice(f"client-{step % 7}", 4200, actor=mentor, at=at)
-            recorded += 1
+            number = aggregate.issue_invoice(f"client-{step % 7}", 4200, actor=mentor, at=at)
+            amount = aggregate.invoices[number].amount_cents
+            aggregate.register_payment(number, amount, actor=mentor, at=at)
+            recorded += 2
         else:
             aggregate.log_hours(work[member], 30 + step % 60, at.date(), actor=member, at=at)
             recorded += 1
