@@ -104,9 +104,17 @@ class Ledger(Application[UUID]):
         self.snapshotting_intervals = {Cooperative: interval}  # type: ignore[misc]
         self.db = Database(self.config)
         self.people = PeopleRegistry(self.db)
+        # Called with the last position after every save, e.g. to wake projections in-process.
+        self.saved_listeners: list[Callable[[int], None]] = []
 
     def construct_transcoder(self) -> Transcoder:
         return make_transcoder()
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            last = recordings[-1].notification.id
+            for listener in self.saved_listeners:
+                listener(last)
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # The library reloads the aggregate to snapshot it; the one just saved is at hand.

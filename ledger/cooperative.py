@@ -1038,6 +1038,7 @@ class Cooperative(Aggregate):
                 # every snapshot) the size of the open business, not of the whole history.
                 for entry_id in invoice.entry_ids:
                     aggregate.hours.pop(entry_id, None)
+                invoice.entry_ids = ()
 
     def register_payment(
         self,

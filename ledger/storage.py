@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -182,9 +182,13 @@ class Database:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        with self._transaction("BEGIN IMMEDIATE") as cursor:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        ``pipeline`` sends PostgreSQL statements without waiting for each result (a batch
+        of projection writes costs one round trip, not one per row).
+        """
+        with self._transaction("BEGIN IMMEDIATE", pipeline) as cursor:
             yield cursor
 
     @contextmanager
@@ -194,10 +198,12 @@ class Database:
             yield cursor
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[Cursor]:
+    def _transaction(self, begin: str, pipeline: bool = False) -> Iterator[Cursor]:
         if self._pool is not None:
-            with self._pool.connection() as pg, pg.transaction(), pg.cursor() as cursor:
-                yield _PgCursor(cursor)
+            with self._pool.connection() as pg:
+                with pg.pipeline() if pipeline else nullcontext():
+                    with pg.transaction(), pg.cursor() as cursor:
+                        yield _PgCursor(cursor)
             return
         conn = self._sqlite()
         # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading.

@@ -69,7 +69,7 @@ def build_fresh(
     total = ledger.recorder.max_notification_id() or 0
     started, done, position = time.monotonic(), 0, 0
     while True:
-        with db.transaction() as cur:
+        with db.transaction(pipeline=True) as cur:
             position, applied = _apply_from(ledger, cur, projection, fresh, position, batch_size)
         if not applied:
             break

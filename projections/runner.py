@@ -18,11 +18,14 @@ records the position and the error, the log says so, and nothing is skipped.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import psycopg
 
 from ledger.application import Ledger
 from ledger.storage import Cursor, Database
@@ -147,12 +150,14 @@ class ProjectionRunner:
     def head(self) -> int:
         return self.ledger.recorder.max_notification_id() or 0
 
-    def process_batch(self, projection: Projection, limit: int | None = None) -> int:
+    def process_batch(
+        self, projection: Projection, limit: int | None = None, *, pipeline: bool = True
+    ) -> int:
         """Apply the next events to one projection in one transaction; how many were applied."""
         tables = projection.table_names(self.db)
         position = 0
         try:
-            with self.db.transaction() as cur:
+            with self.db.transaction(pipeline=pipeline) as cur:
                 position, state = lock_tracking(self.db, cur, projection.name)
                 if state == FAILED:
                     return 0
@@ -174,6 +179,14 @@ class ProjectionRunner:
             applied = self.process_batch(projection, limit=good) if good > 0 else 0
             self._record_failure(projection, poison)
             return applied
+        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError):
+            raise  # the store is unreachable or busy: the caller tries again later
+        except Exception:
+            if not pipeline:
+                raise
+            # A pipelined statement failed at commit, after its handler had returned:
+            # run the batch again statement by statement so the poison names itself.
+            return self.process_batch(projection, limit, pipeline=False)
 
     def _record_failure(self, projection: Projection, poison: PoisonEvent) -> None:
         message = f"{type(poison.cause).__name__}: {poison.cause}"

@@ -164,3 +164,27 @@ def test_a_rebuild_switches_to_tables_equal_to_the_live_ones(world: World) -> No
     # The live runner carries on from the switched position.
     world.ledger.leave(coop_id, actor=world.people[5])
     assert runner.catch_up() == 1
+
+
+class DuplicateRow(Seen):
+    """Fails in SQL, not in Python: on PostgreSQL the error surfaces only at commit."""
+
+    name = "duplicate"
+    tables = ("duplicate",)
+    ddl = ("CREATE TABLE IF NOT EXISTS {duplicate} (coop_id TEXT PRIMARY KEY)",)
+
+    def apply(self, ctx: Context, event: Any) -> None:
+        if type(event).__name__ in ("Founded", "WorkTaken"):
+            ctx.execute("INSERT INTO {duplicate} (coop_id) VALUES (?)", (str(event.originator_id),))
+
+
+def test_a_handler_whose_sql_fails_is_stopped_at_that_event(world: World) -> None:
+    coop_id = world.found(size=3)
+    world.ledger.leave(coop_id, actor=world.people[2])
+    world.ledger.take_work(coop_id, client_ref="c", actor=world.people[0])
+    runner = ProjectionRunner(world.ledger, [DuplicateRow()])
+    runner.catch_up()
+    (status,) = runner.status()
+    assert (status.state, status.position, status.error_position) == (FAILED, 2, 3)
+    assert status.error is not None
+    assert "duplicate" in status.error.lower() or "unique" in status.error.lower()

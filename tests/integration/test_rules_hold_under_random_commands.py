@@ -1,5 +1,8 @@
 """Random sequences of commands, refused ones included, never break a rule, on either store.
 
+The projections follow the history live, a few events at a time; at the end every
+table must equal a fresh rebuild from the first event.
+
 After every step the cooperative is reloaded from storage (snapshot plus tail)
 and compared with a replay of all its events, and every invariant is checked.
 """
@@ -25,6 +28,9 @@ from ledger import Cooperative, DecisionMode, DecisionRules, Ledger, SplitPlan
 from ledger.errors import RuleViolation
 from ledger.rules import MAX_MEMBERS, Outcome, ProposalKind
 from ledger.state import WorkStatus
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
+from tests.integration.projection_support import assert_live_equals_fresh_rebuild
 from tests.integration.support import Clock, MakeLedger, World
 
 PEOPLE = 26
@@ -37,6 +43,7 @@ def state(coop: Cooperative) -> dict[str, Any]:
 
 class CooperativeMachine(RuleBasedStateMachine):
     world: World
+    runner: ProjectionRunner
 
     def __init__(self) -> None:
         super().__init__()
@@ -311,6 +318,10 @@ class CooperativeMachine(RuleBasedStateMachine):
     # ---- what must always hold ------------------------------------------------------
 
     @invariant()
+    def projections_follow_live(self) -> None:
+        self.runner.run_once()
+
+    @invariant()
     def every_rule_holds_and_storage_agrees(self) -> None:
         for coop_id in self.coop_ids:
             coop = self.ledger.get_cooperative(coop_id)
@@ -364,6 +375,7 @@ def test_random_command_sequences_never_break_a_rule(make_ledger: MakeLedger) ->
         pass
 
     Machine.world = world
+    Machine.runner = ProjectionRunner(world.ledger, all_projections(), batch_size=7)
     run_state_machine_as_test(
         Machine,
         settings=settings(
@@ -375,6 +387,10 @@ def test_random_command_sequences_never_break_a_rule(make_ledger: MakeLedger) ->
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+    # Rebuild equals live: the projections followed every step in small batches.
+    Machine.runner.catch_up()
+    assert {s.state for s in Machine.runner.status()} == {"running"}
+    assert_live_equals_fresh_rebuild(world.ledger, all_projections())
     # The run must have exercised the rules, not only been refused.
     topics = {
         n.topic.rsplit(".", 1)[-1]
