@@ -200,10 +200,13 @@ class Database:
     @contextmanager
     def _transaction(self, begin: str, pipeline: bool = False) -> Iterator[Cursor]:
         if self._pool is not None:
-            with self._pool.connection() as pg:
-                with pg.pipeline() if pipeline else nullcontext():
-                    with pg.transaction(), pg.cursor() as cursor:
-                        yield _PgCursor(cursor)
+            with (
+                self._pool.connection() as pg,
+                pg.pipeline() if pipeline else nullcontext(),
+                pg.transaction(),
+                pg.cursor() as cursor,
+            ):
+                yield _PgCursor(cursor)
             return
         conn = self._sqlite()
         # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading.

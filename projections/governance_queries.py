@@ -78,7 +78,7 @@ def audit_trail(
     if after_position is not None:
         where.append("a.position > ?")
         params.append(after_position)
-    with db.transaction() as cur:
+    with db.read() as cur:
         # One row more than asked tells whether another page follows.
         cur.execute(
             "SELECT a.position, a.version, a.at, a.actor_id, p.name, a.kind, a.summary,"
@@ -153,7 +153,7 @@ def _select_proposals(cur: Cursor, t: dict[str, str], where: str, params: tuple[
 def decisions(db: Database, coop_id: UUID) -> list[dict[str, Any]]:
     """Every proposal of the cooperative, in the order raised, with its tally once closed."""
     t = _tables(db)
-    with db.transaction() as cur:
+    with db.read() as cur:
         rows = _select_proposals(cur, t, "p.coop_id = ?", (str(coop_id),))
     return [_proposal(r) for r in rows]
 
@@ -161,7 +161,7 @@ def decisions(db: Database, coop_id: UUID) -> list[dict[str, Any]]:
 def decision(db: Database, coop_id: UUID, proposal_id: UUID) -> dict[str, Any] | None:
     """One proposal with its electorate and each member's current vote (None: not voted)."""
     t = _tables(db)
-    with db.transaction() as cur:
+    with db.read() as cur:
         rows = _select_proposals(
             cur, t, "p.coop_id = ? AND p.proposal_id = ?", (str(coop_id), str(proposal_id))
         )
@@ -195,7 +195,7 @@ def equality(db: Database, coop_id: UUID) -> dict[str, Any] | None:
     """
     t = _tables(db)
     cid = str(coop_id)
-    with db.transaction() as cur:
+    with db.read() as cur:
         cur.execute(f"SELECT 1 FROM {t['governance_cooperatives']} WHERE coop_id = ?", (cid,))
         if cur.fetchone() is None:
             return None

@@ -215,7 +215,7 @@ def _fetch(db: Database, coop_id: UUID, *queries: str) -> list[list[Any]]:
     """The rows of each query about one cooperative, all read in one transaction."""
     names = {**WorkAllocation().table_names(db), "people": db.table("people")}
     found = []
-    with db.transaction() as cur:
+    with db.read() as cur:
         for sql in queries:
             cur.execute(sql.format_map(names), (str(coop_id),))
             found.append(cur.fetchall())

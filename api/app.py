@@ -1,0 +1,117 @@
+"""The HTTP service: create_app() wires the ledger, the projections and the routers.
+
+Resources open in the lifespan, never at import time; settings are read once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.auth import FailedAuthLimiter, TokenStore
+from api.deps import Services
+from api.idempotency import IdempotencyStore
+from api.responses import OrjsonResponse
+from api.routers import cooperatives, invoices, people, proposals, views, work
+from api.settings import Settings
+from ledger.application import Ledger
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
+
+log = logging.getLogger("coop_ledger.api")
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise errors.ApiError(
+                    413, "body_too_large", f"bodies are limited to {self.limit} bytes"
+                )
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except errors.ApiError:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = errors.error_response(
+            413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def open_services(settings: Settings) -> tuple[Services, str | None]:
+    ledger = Ledger(settings.store)
+    tokens = TokenStore(ledger)
+    facilitator, generated = tokens.bootstrap_facilitator(settings.admin_token)
+    runner = None
+    if settings.projections == "inline":
+        runner = ProjectionRunner(ledger, all_projections())
+        ledger.saved_listeners.append(lambda _: runner.wakeup.set())
+    services = Services(
+        settings=settings,
+        ledger=ledger,
+        tokens=tokens,
+        idempotency=IdempotencyStore(ledger.db),
+        limiter=FailedAuthLimiter(settings.failed_auth_per_minute),
+        facilitator_id=facilitator,
+        runner=runner,
+    )
+    return services, generated
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services, generated = open_services(settings)
+        if generated:
+            print(f"facilitator (admin) token, shown once: {generated}", flush=True)
+        if services.runner is not None:
+            services.runner.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            if services.runner is not None:
+                services.runner.stop()
+            services.ledger.close()
+
+    app = FastAPI(
+        title="coop-ledger",
+        version="1",
+        summary="The auditable decision history of small worker cooperatives",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (people, cooperatives, proposals, work, invoices, views):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
