@@ -77,6 +77,23 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from api.serve import serve
+
+    if args.demo:
+        from ledger.demo import load_demo
+
+        with Ledger() as ledger:
+            empty = not ledger.recorder.max_notification_id()
+        if empty:
+            print("loading the demo story (a company of 200, a year of cooperation) ...")
+            summary = load_demo(StoreConfig.from_env())
+            print(f"demo loaded: {summary.events} events")
+        else:
+            print("the store already holds events; not loading the demo again")
+    return serve(args.host, args.port, args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coop-ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("--batch-size", type=int, default=500)
     project.add_argument("--poll-interval", type=float, default=0.05)
     project.set_defaults(run=_project)
+    serve = sub.add_parser("serve", help="start the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=None, help="PostgreSQL only")
+    serve.add_argument("--demo", action="store_true", help="load the demo story first")
+    serve.set_defaults(run=_serve)
     rebuild = sub.add_parser("rebuild", help="rebuild projections (all, or those named)")
     rebuild.add_argument("names", nargs="*", metavar="NAME")
     rebuild.add_argument("--batch-size", type=int, default=2000)

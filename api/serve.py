@@ -1,0 +1,58 @@
+"""Starting the service: one command for SQLite (one worker, projections inline) and
+PostgreSQL (several workers, projections in their own process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import uvicorn
+
+from api.app import open_services
+from api.settings import Settings
+
+
+def prepare(settings: Settings) -> None:
+    """Create tables and the facilitator once, before any worker starts (workers must not race)."""
+    services, generated = open_services(settings)
+    try:
+        if generated:
+            print(
+                "\nThe facilitator (admin) token, shown this once; keep it:\n\n"
+                f"    {generated}\n\n"
+                "(set COOP_LEDGER_ADMIN_TOKEN to choose your own)\n",
+                flush=True,
+            )
+    finally:
+        services.ledger.close()
+
+
+def serve(host: str, port: int, workers: int | None = None) -> int:
+    settings = Settings.from_env()
+    prepare(settings)
+    print(
+        f"coop-ledger on {settings.store.kind}: http://{host}:{port}/v1  (docs: /docs)", flush=True
+    )
+    if settings.store.kind == "sqlite":
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=1)
+        return 0
+    # PostgreSQL: the projections run once, in their own process; the workers only answer.
+    env = {**os.environ, "COOP_LEDGER_PROJECTIONS": "external"}
+    projector = subprocess.Popen([sys.executable, "-m", "ledger.cli", "project"], env=env)
+    os.environ["COOP_LEDGER_PROJECTIONS"] = "external"
+    try:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers or max(2, (os.cpu_count() or 2)),
+        )
+    finally:
+        projector.terminate()
+        try:
+            projector.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            projector.kill()
+    return 0
