@@ -19,10 +19,17 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Notification, Recording, Transcoder
 
+from ledger.chain import chain_links
 from ledger.cooperative import Cooperative
-from ledger.errors import ConcurrencyConflict, CooperativeNotFound, InvalidInput, StaleVersion
+from ledger.errors import (
+    ChainBroken,
+    ConcurrencyConflict,
+    CooperativeNotFound,
+    InvalidInput,
+    StaleVersion,
+)
 from ledger.people import PeopleRegistry, Person
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
@@ -49,6 +56,15 @@ class RecordedEvent:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """What a member keeps: the cooperative's chain head at a version (see ledger.chain)."""
+
+    cooperative_id: UUID
+    version: int
+    chain_head: str
+
+
+@dataclass(frozen=True)
 class CommandResult:
     """What a command recorded: the cooperative's new version and the position of its last event."""
 
@@ -57,6 +73,7 @@ class CommandResult:
     position: int
     events: tuple[RecordedEvent, ...]
     value: Any = None
+    receipt: Receipt | None = None
 
 
 def make_transcoder() -> OrjsonTranscoder:
@@ -106,9 +123,67 @@ class Ledger(Application[UUID]):
         self.people = PeopleRegistry(self.db)
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
+        # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
+        self.heads: dict[UUID, tuple[int, str]] = {}
 
     def construct_transcoder(self) -> Transcoder:
         return make_transcoder()
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # The library's EventStore.put, plus the hash chain's links in the same transaction.
+        events = processing_event.events
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        heads, parents = self._heads_before(events)
+        links = chain_links(stored, heads, parents)
+        ids = self.recorder.insert_events(
+            stored,
+            tracking=processing_event.tracking,
+            chain_links=links,
+            **processing_event.saved_kwargs,
+        )
+        for link in links:
+            self.heads[link.originator_id] = (link.version, link.hash)
+        if len(self.heads) > 10_000:
+            self.heads.clear()
+        return [
+            Recording(
+                event, Notification(s.originator_id, s.originator_version, s.topic, s.state, n)
+            )
+            for event, s, n in zip(events, stored, ids or (), strict=True)
+        ]
+
+    def _heads_before(self, events: Sequence[Any]) -> tuple[dict[UUID, str], dict[UUID, UUID]]:
+        heads: dict[UUID, str] = {}
+        parents: dict[UUID, UUID] = {}
+        for event in events:
+            coop_id = event.originator_id
+            if coop_id in heads or coop_id in parents:
+                continue
+            if isinstance(event, Cooperative.SplitOff):
+                parents[coop_id] = event.parent_id
+            elif event.originator_version > 1:
+                heads[coop_id] = self.chain_head(coop_id, event.originator_version - 1)
+        return heads, parents
+
+    def chain_head(self, cooperative_id: UUID, version: int) -> str:
+        """The hash of the chain link of ``cooperative_id`` at ``version``."""
+        cached = self.heads.get(cooperative_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        table = self.recorder.chain_table  # type: ignore[attr-defined]
+        with self.db.read() as cur:
+            cur.execute(
+                f"SELECT hash FROM {table} WHERE originator_id = ? AND originator_version = ?",
+                (str(cooperative_id), version),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise ChainBroken(f"no chain link for {cooperative_id} at version {version}")
+        head: str = row[0]
+        return head
+
+    def receipt(self, cooperative_id: UUID, version: int) -> Receipt:
+        return Receipt(cooperative_id, version, self.chain_head(cooperative_id, version))
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:
@@ -193,7 +268,14 @@ class Ledger(Application[UUID]):
             )
             for r in recordings
         )
-        return CommandResult(coop.id, coop.version, max(e.position for e in events), events, value)
+        return CommandResult(
+            coop.id,
+            coop.version,
+            max(e.position for e in events),
+            events,
+            value,
+            self.receipt(coop.id, coop.version),
+        )
 
     # ---- people ---------------------------------------------------------------------
 

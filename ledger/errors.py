@@ -33,7 +33,8 @@ where one input is at fault, the ``field`` that names it.
     ├── CooperativeNotFound
     ├── PersonNotFound
     ├── ConcurrencyConflict               retries on a version conflict ran out
-    └── StaleVersion                      the caller expected another version
+    ├── StaleVersion                      the caller expected another version
+    └── ChainBroken                       the stored history does not match its hash chain
 """
 
 from __future__ import annotations
@@ -168,3 +169,9 @@ class StaleVersion(LedgerError):
     """The client's expected version (``If-Match``) is not the cooperative's current one."""
 
     code = "stale_version"
+
+
+class ChainBroken(LedgerError):
+    """The stored history does not match its hash chain: something was altered."""
+
+    code = "chain_broken"

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
 from ledger import Cooperative, FoundingMember, SplitPlan
+from ledger.chain import chain_links
 from ledger.errors import (
     CooperativeFull,
     CooperativeNotFound,
@@ -185,16 +186,14 @@ def test_an_old_version_1_hours_event_is_upcast_to_minutes_when_loaded(world: Wo
         "hours": 3,
         "worked_on": date(2026, 1, 5),
     }
-    world.ledger.recorder.insert_events(
-        [
-            StoredEvent(
-                originator_id=coop_id,
-                originator_version=3,
-                topic="ledger.cooperative:Cooperative.HoursLogged",
-                state=world.ledger.mapper.transcoder.encode(v1_state),
-            )
-        ]
+    record = StoredEvent(
+        originator_id=coop_id,
+        originator_version=3,
+        topic="ledger.cooperative:Cooperative.HoursLogged",
+        state=world.ledger.mapper.transcoder.encode(v1_state),
     )
+    links = chain_links([record], {coop_id: world.ledger.chain_head(coop_id, 2)}, {})
+    world.ledger.recorder.insert_events([record], chain_links=links)
     coop = world.ledger.get_cooperative(coop_id)
     assert coop.hours[entry_id].minutes == 180
     invoice = world.ledger.issue_invoice(
