@@ -13,7 +13,7 @@ from api.auth import Principal
 from api.deps import CurrentPerson, Services, ServicesDep
 from api.errors import ApiError
 from api.idempotency import MAX_KEY_LENGTH, fingerprint
-from api.schemas import CommandOut, EventOut
+from api.schemas import CommandOut, EventOut, ReceiptOut
 from ledger.application import CommandResult
 
 
@@ -23,6 +23,7 @@ def command_out(result: CommandResult, name: str | None = None) -> CommandOut:
         version=result.version,
         position=result.position,
         events=[EventOut(**vars(e)) for e in result.events],
+        receipt=ReceiptOut(**vars(result.receipt)),
         result={name: result.value} if name else {},
     )
 

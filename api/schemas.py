@@ -130,6 +130,14 @@ class EventOut(BaseModel):
     position: int
 
 
+class ReceiptOut(BaseModel):
+    """Keep it: with it, a later rewrite of this cooperative's history can be detected."""
+
+    cooperative_id: UUID
+    version: int
+    chain_head: str
+
+
 class CommandOut(BaseModel):
     """What a command recorded. ``version`` is what to send as If-Match next time."""
 
@@ -137,6 +145,7 @@ class CommandOut(BaseModel):
     version: int
     position: int
     events: list[EventOut]
+    receipt: ReceiptOut
     result: dict[str, Any] = Field(default_factory=dict)
 
 

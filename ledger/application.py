@@ -72,8 +72,8 @@ class CommandResult:
     version: int
     position: int
     events: tuple[RecordedEvent, ...]
+    receipt: Receipt
     value: Any = None
-    receipt: Receipt | None = None
 
 
 def make_transcoder() -> OrjsonTranscoder:
@@ -273,8 +273,8 @@ class Ledger(Application[UUID]):
             coop.version,
             max(e.position for e in events),
             events,
-            value,
             self.receipt(coop.id, coop.version),
+            value,
         )
 
     # ---- people ---------------------------------------------------------------------
