@@ -9,6 +9,7 @@ number of times. Time comes from an injected clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -18,7 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.persistence import IntegrityError, Notification, Recording, Transcoder
 
 from ledger.chain import chain_links
@@ -28,6 +34,7 @@ from ledger.errors import (
     ConcurrencyConflict,
     CooperativeNotFound,
     InvalidInput,
+    RuleViolation,
     StaleVersion,
 )
 from ledger.people import PeopleRegistry, Person
@@ -121,6 +128,8 @@ class Ledger(Application[UUID]):
         self.snapshotting_intervals = {Cooperative: interval}  # type: ignore[misc]
         self.db = Database(self.config)
         self.people = PeopleRegistry(self.db)
+        # Reads for people (not commands) must see other processes' writes: no cache.
+        self.storage: Repository[UUID] = Repository(self.events, snapshot_store=self.snapshots)
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
@@ -143,6 +152,10 @@ class Ledger(Application[UUID]):
         )
         for link in links:
             self.heads[link.originator_id] = (link.version, link.hash)
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                cache.put(aggregate_id, aggregate)
         if len(self.heads) > 10_000:
             self.heads.clear()
         return [
@@ -164,6 +177,13 @@ class Ledger(Application[UUID]):
             elif event.originator_version > 1:
                 heads[coop_id] = self.chain_head(coop_id, event.originator_version - 1)
         return heads, parents
+
+    def forget(self, cooperative_id: UUID) -> None:
+        """Drop a cached copy that may be stale or half-changed; the next load reads storage."""
+        cache = self.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(cooperative_id, evict=True)
 
     def chain_head(self, cooperative_id: UUID, version: int) -> str:
         """The hash of the chain link of ``cooperative_id`` at ``version``."""
@@ -213,8 +233,14 @@ class Ledger(Application[UUID]):
     # ---- reading --------------------------------------------------------------------
 
     def get_cooperative(self, cooperative_id: UUID, version: int | None = None) -> Cooperative:
+        """The cooperative as stored now (or at ``version``), never a cached copy."""
+        return self._load(self.storage, cooperative_id, version)
+
+    def _load(
+        self, repository: Repository[UUID], cooperative_id: UUID, version: int | None = None
+    ) -> Cooperative:
         try:
-            coop: Cooperative = self.repository.get(cooperative_id, version=version)
+            coop: Cooperative = repository.get(cooperative_id, version=version)
         except AggregateNotFoundError:
             raise CooperativeNotFound(
                 f"no cooperative {cooperative_id}", field="cooperative_id"
@@ -230,19 +256,34 @@ class Ledger(Application[UUID]):
         expected_version: int | None = None,
     ) -> CommandResult:
         for attempt in range(self.max_attempts):
-            coop = self.get_cooperative(cooperative_id)
+            # Commands may start from a cached copy: a stale one fails its save and is reloaded.
+            coop = self._load(self.repository, cooperative_id)
+            if expected_version is not None and coop.version != expected_version:
+                self.forget(cooperative_id)
+                coop = self.get_cooperative(cooperative_id)
             if expected_version is not None and coop.version != expected_version:
                 raise StaleVersion(
                     f"cooperative is at version {coop.version}, not {expected_version}",
                     field="If-Match",
                 )
-            value = act(coop, self.clock())
+            try:
+                value = act(coop, self.clock())
+            except RuleViolation:
+                # A refusal must rest on the stored state, not on a stale cached copy.
+                fresh = self.get_cooperative(cooperative_id)
+                if fresh.version == coop.version:
+                    raise
+                self.forget(cooperative_id)
+                coop = fresh
+                value = act(coop, self.clock())
             others: list[Cooperative] = []
             if isinstance(value, Cooperative):
                 others, value = [value], value.id
             try:
                 recordings = self.save(coop, *others)
             except IntegrityError:
+                # Someone else wrote first: our (cached) copy is stale.
+                self.forget(coop.id)
                 if expected_version is not None:
                     raise StaleVersion(
                         "the cooperative changed meanwhile", field="If-Match"
@@ -250,6 +291,9 @@ class Ledger(Application[UUID]):
                 # Full jitter, so writers that collided do not collide again in step.
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
                 continue
+            except BaseException:
+                self.forget(coop.id)
+                raise
             return self._result(coop, recordings, value)
         raise ConcurrencyConflict(
             f"cooperative {cooperative_id} kept changing; "

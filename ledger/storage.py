@@ -94,6 +94,15 @@ class StoreConfig:
 
     def library_env(self) -> dict[str, str]:
         """The ``eventsourcing`` settings for this store."""
+        # Cached aggregates are not fast-forwarded (a SELECT per command): a stale copy
+        # fails its save on the version conflict, and the Ledger reloads it and retries.
+        cache = {
+            "AGGREGATE_CACHE_MAXSIZE": os.environ.get("COOP_LEDGER_AGGREGATE_CACHE", "1000"),
+            "AGGREGATE_CACHE_FASTFORWARD": "n",
+        }
+        return cache | self._store_env()
+
+    def _store_env(self) -> dict[str, str]:
         if self.kind == "sqlite":
             Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
             return {

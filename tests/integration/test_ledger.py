@@ -250,3 +250,19 @@ def test_erasing_a_person_keeps_their_id_in_the_history(world: World) -> None:
     assert erased.erased
     assert "Worker" not in erased.name
     assert person in world.ledger.get_cooperative(coop_id).members
+
+
+def test_a_second_process_acts_on_what_the_first_wrote_despite_its_cache(
+    world: World, make_ledger: MakeLedger
+) -> None:
+    """Two Ledgers stand for two processes: each caches, neither may act on a stale copy."""
+    coop_id = world.found(size=3)
+    other = make_ledger(clock=world.clock)
+    other.take_work(coop_id, client_ref="c-0", actor=world.people[0])  # other caches v2
+    world.ledger.admit_founding_member(coop_id, world.people[9], actor=world.mentor)  # v3
+    # Not refused as "not a member" by other's stale copy, nor as a stale If-Match.
+    result = other.take_work(coop_id, client_ref="c-9", actor=world.people[9], expected_version=3)
+    assert result.version == 4
+    world.ledger.leave(coop_id, actor=world.people[9])  # v5, behind other's back
+    with pytest.raises(NotAMember):
+        other.take_work(coop_id, client_ref="c-9", actor=world.people[9])
