@@ -94,12 +94,11 @@ class CommandContext:
                 "Idempotency-Key",
                 {"Retry-After": "1"},
             )
-        return Response(
-            body,
-            status_code=status,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        headers = {"Idempotent-Replayed": "true"}
+        version = orjson.loads(body).get("version") if body.startswith(b"{") else None
+        if isinstance(version, int):
+            headers["ETag"] = f'"{version}"'
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     def command(
         self,

@@ -105,6 +105,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> OrjsonResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        if error.status_code == 400 and "parsing the body" in str(error.detail):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
         headers = dict(error.headers) if error.headers else None
         return error_response(error.status_code, code, str(error.detail), None, headers)
 

@@ -448,20 +448,33 @@ class Ledger(Application[UUID]):
         )
 
     def step_down_as_coordinator(
-        self, cooperative_id: UUID, *, actor: UUID, reason: str | None = None
+        self,
+        cooperative_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
     ) -> CommandResult:
         """The coordinator gives up the role and stays a member."""
         return self._command(
             cooperative_id,
             lambda c, at: c.step_down_as_coordinator(actor=actor, at=at, reason=reason),
+            expected_version,
         )
 
     def complete_mentor_year(
-        self, cooperative_id: UUID, *, actor: UUID, reason: str | None = None
+        self,
+        cooperative_id: UUID,
+        *,
+        actor: UUID,
+        reason: str | None = None,
+        expected_version: int | None = None,
     ) -> CommandResult:
         """Record the mentor's handover once the mentor year is over."""
         return self._command(
-            cooperative_id, lambda c, at: c.complete_mentor_year(actor=actor, at=at, reason=reason)
+            cooperative_id,
+            lambda c, at: c.complete_mentor_year(actor=actor, at=at, reason=reason),
+            expected_version,
         )
 
     # ---- decisions ------------------------------------------------------------------

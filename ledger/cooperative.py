@@ -70,6 +70,7 @@ def one_year_after(moment: datetime) -> datetime:
 
 
 def _text(value: str, field: str, *, required: bool = True, limit: int = 200) -> str:
+    check_plain_text(value, field)
     value = value.strip()
     if required and not value:
         raise InvalidInput(f"{field} must not be empty", field=field)
@@ -78,10 +79,18 @@ def _text(value: str, field: str, *, required: bool = True, limit: int = 200) ->
     return value
 
 
-def check_moment(at: datetime) -> None:
+def check_moment(at: datetime, field: str = "at") -> None:
     """Every event's time is timezone-aware UTC (rule 11); a naive time is refused by name."""
-    if not isinstance(at, datetime) or at.utcoffset() != timedelta(0):
-        raise InvalidInput("times must be timezone-aware UTC", field="at")
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise InvalidInput(f"{field} must be a timezone-aware time", field=field)
+    if at.utcoffset() != timedelta(0):
+        raise InvalidInput(f"{field} must be in UTC", field=field)
+
+
+def check_plain_text(value: object, field: str) -> None:
+    """Text is stored forever and read by every store and tool: no NUL or other controls."""
+    if isinstance(value, str) and any(c < " " and c not in "\n\t" for c in value):
+        raise InvalidInput(f"{field} contains a control character", field=field)
 
 
 def check_person_id(value: object, field: str) -> None:
@@ -90,6 +99,13 @@ def check_person_id(value: object, field: str) -> None:
         raise InvalidInput(
             f"{field} must be a person's id, not {type(value).__name__}", field=field
         )
+
+
+def check_reason(reason: str | None) -> None:
+    if reason is not None:
+        check_plain_text(reason, "reason")
+        if len(reason) > MAX_TEXT:
+            raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
 
 
 def _subject(kind: ProposalKind, subject: UUID | None) -> UUID:
@@ -156,6 +172,7 @@ class Cooperative(Aggregate):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         # Every command passes its moment here first, before any of its events exists.
         check_moment(kwargs["timestamp"])
+        check_reason(kwargs.get("reason"))
         super().trigger_event(event_class, **kwargs)
 
     def init_state(self, name: str, sector: str, rules: DecisionRules, at: datetime) -> None:
@@ -194,7 +211,10 @@ class Cooperative(Aggregate):
     ) -> Cooperative:
         """Found a cooperative from one or more conversation groups, with a mentor."""
         check_moment(at)
+        check_reason(reason)
         rules.check()
+        for member in members:
+            check_plain_text(member.conversation_group, "conversation_group")
         ids = [m.person_id for m in members]
         for person_id in [*ids, mentor_id, actor]:
             check_person_id(person_id, "members")
@@ -512,6 +532,7 @@ class Cooperative(Aggregate):
         """Put a question to all members; the electorate is the membership right now."""
         self.check_is_member(actor)
         text = _text(text, "text", limit=MAX_TEXT)
+        check_moment(closes_at, "closes_at")
         if closes_at <= at:
             raise InvalidInput("closes_at must lie in the future", field="closes_at")
         self.check_proposal_payload(kind, subject, new_rules, split, at)
@@ -933,6 +954,8 @@ class Cooperative(Aggregate):
         work = self.work_item(work_id)
         if work.status is not WorkStatus.OPEN:
             raise WorkClosed(f"work {work_id} is not open", field="work_id")
+        if work.handover_to is not None and work.handover_to != actor:
+            raise NotYourWork("this work was offered to another member", field="work_id")
         if work.handover_to != actor or work.holder is None:
             raise NoHandoverPending("this work was not handed over to you", field="work_id")
         self.trigger_event(

@@ -44,6 +44,9 @@ class PeopleRegistry:
 
     def register(self, name: str, contact: str = "", *, person_id: UUID | None = None) -> Person:
         """Register a person: a name and how to reach them, under a new pseudonymous id."""
+        for field, value in (("name", name), ("contact", contact)):
+            if any(c < " " for c in value):
+                raise InvalidInput(f"{field} contains a control character", field=field)
         name, contact = name.strip(), contact.strip()
         if not name:
             raise InvalidInput("name must not be empty", field="name")

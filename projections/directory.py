@@ -151,7 +151,7 @@ def _position(cursor: str) -> tuple[str, str]:
         founded_at, coop_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
         UUID(coop_id)
     except ValueError:  # also bad base64 (binascii.Error) and bad UTF-8 (UnicodeDecodeError)
-        raise InvalidInput("after is not a cursor from a directory page", field="after") from None
+        raise InvalidInput("cursor is not a cursor from a directory page", field="cursor") from None
     return founded_at, coop_id
 
 

@@ -143,8 +143,8 @@ def leave(coop_id: UUID, body: ReasonIn, ctx: Command) -> Response:
 @router.post("/cooperatives/{coop_id}/coordinator/step-down", response_model=CommandOut)
 def step_down(coop_id: UUID, body: ReasonIn, ctx: Command) -> Response:
     return ctx.command(
-        lambda _: ctx.services.ledger.step_down_as_coordinator(
-            coop_id, actor=ctx.actor, reason=body.reason
+        lambda version: ctx.services.ledger.step_down_as_coordinator(
+            coop_id, actor=ctx.actor, reason=body.reason, expected_version=version
         )
     )
 
@@ -153,7 +153,7 @@ def step_down(coop_id: UUID, body: ReasonIn, ctx: Command) -> Response:
 def handover(coop_id: UUID, body: ReasonIn, ctx: Command) -> Response:
     """Record the mentor's handover once the mentor year is over."""
     return ctx.command(
-        lambda _: ctx.services.ledger.complete_mentor_year(
-            coop_id, actor=ctx.actor, reason=body.reason
+        lambda version: ctx.services.ledger.complete_mentor_year(
+            coop_id, actor=ctx.actor, reason=body.reason, expected_version=version
         )
     )

@@ -204,7 +204,7 @@ def test_only_the_member_the_work_was_handed_to_accepts_it() -> None:
         coop.accept_work(work_id, actor=taker, at=T0 + HOUR)
     coop.hand_over_work(work_id, taker, actor=giver, at=T0 + HOUR)
 
-    with refused(coop, NoHandoverPending):
+    with refused(coop, NotYourWork):
         coop.accept_work(work_id, actor=third, at=T0 + 2 * HOUR)
 
 
