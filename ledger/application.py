@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ class Ledger(Application[UUID]):
         self.storage: Repository[UUID] = Repository(self.events, snapshot_store=self.snapshots)
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
+        self._stripes = [threading.Lock() for _ in range(64)]
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
         self.heads: dict[UUID, tuple[int, str]] = {}
 
@@ -152,10 +154,6 @@ class Ledger(Application[UUID]):
         )
         for link in links:
             self.heads[link.originator_id] = (link.version, link.hash)
-        cache = self.repository.cache
-        if cache is not None:
-            for aggregate_id, aggregate in processing_event.aggregates.items():
-                cache.put(aggregate_id, aggregate)
         if len(self.heads) > 10_000:
             self.heads.clear()
         return [
@@ -256,49 +254,63 @@ class Ledger(Application[UUID]):
         expected_version: int | None = None,
     ) -> CommandResult:
         for attempt in range(self.max_attempts):
-            # Commands may start from a cached copy: a stale one fails its save and is reloaded.
-            coop = self._load(self.repository, cooperative_id)
-            if expected_version is not None and coop.version != expected_version:
-                self.forget(cooperative_id)
-                coop = self.get_cooperative(cooperative_id)
-            if expected_version is not None and coop.version != expected_version:
-                raise StaleVersion(
-                    f"cooperative is at version {coop.version}, not {expected_version}",
-                    field="If-Match",
-                )
-            try:
-                value = act(coop, self.clock())
-            except RuleViolation:
-                # A refusal must rest on the stored state, not on a stale cached copy.
-                fresh = self.get_cooperative(cooperative_id)
-                if fresh.version == coop.version:
+            # The cached aggregate is used without a copy: this lock gives the command sole
+            # use of it in this process, and any failure evicts it.
+            with self._stripes[hash(cooperative_id) % len(self._stripes)]:
+                try:
+                    outcome = self._attempt(cooperative_id, act, expected_version)
+                except BaseException:
+                    self.forget(cooperative_id)
                     raise
-                self.forget(cooperative_id)
-                coop = fresh
-                value = act(coop, self.clock())
-            others: list[Cooperative] = []
-            if isinstance(value, Cooperative):
-                others, value = [value], value.id
-            try:
-                recordings = self.save(coop, *others)
-            except IntegrityError:
-                # Someone else wrote first: our (cached) copy is stale.
-                self.forget(coop.id)
-                if expected_version is not None:
-                    raise StaleVersion(
-                        "the cooperative changed meanwhile", field="If-Match"
-                    ) from None
-                # Full jitter, so writers that collided do not collide again in step.
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
-                continue
-            except BaseException:
-                self.forget(coop.id)
-                raise
-            return self._result(coop, recordings, value)
+            if outcome is not None:
+                return outcome
+            # Someone else wrote first. Full jitter, so colliding writers do not collide again.
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
         raise ConcurrencyConflict(
             f"cooperative {cooperative_id} kept changing; "
             f"gave up after {self.max_attempts} attempts"
         )
+
+    def _attempt(
+        self,
+        cooperative_id: UUID,
+        act: Callable[[Cooperative, datetime], Any],
+        expected_version: int | None,
+    ) -> CommandResult | None:
+        """One try of a command; None when a version conflict calls for another."""
+        # Commands may start from a cached copy: a stale one fails its save and is reloaded.
+        coop = self._load(self.repository, cooperative_id)
+        if expected_version is not None and coop.version != expected_version:
+            self.forget(cooperative_id)
+            coop = self.get_cooperative(cooperative_id)
+        if expected_version is not None and coop.version != expected_version:
+            raise StaleVersion(
+                f"cooperative is at version {coop.version}, not {expected_version}",
+                field="If-Match",
+            )
+        try:
+            value = act(coop, self.clock())
+        except RuleViolation:
+            # A refusal must rest on the stored state, not on a stale cached copy.
+            fresh = self.get_cooperative(cooperative_id)
+            if fresh.version == coop.version:
+                raise
+            self.forget(cooperative_id)
+            coop = fresh
+            value = act(coop, self.clock())
+        others: list[Cooperative] = []
+        if isinstance(value, Cooperative):
+            others, value = [value], value.id
+        try:
+            recordings = self.save(coop, *others)
+        except IntegrityError:
+            self.forget(cooperative_id)
+            if expected_version is not None:
+                raise StaleVersion("the cooperative changed meanwhile", field="If-Match") from None
+            return None
+        if self.repository.cache is not None:
+            self.repository.cache.put(coop.id, coop)
+        return self._result(coop, recordings, value)
 
     def _result(
         self, coop: Cooperative, recordings: list[Recording[UUID]], value: Any = None

@@ -103,3 +103,6 @@ class PeopleRegistry:
                 f"UPDATE {self.table} SET name = NULL, contact = NULL, erased_at = ? WHERE id = ?",
                 (datetime.now(UTC).isoformat(), str(person_id)),
             )
+        if self.db.kind == "sqlite":
+            # The write-ahead log still holds the old page until a truncating checkpoint.
+            self.db.checkpoint()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ class StoreConfig:
         cache = {
             "AGGREGATE_CACHE_MAXSIZE": os.environ.get("COOP_LEDGER_AGGREGATE_CACHE", "1000"),
             "AGGREGATE_CACHE_FASTFORWARD": "n",
+            # No deepcopy per command: the Ledger locks a cooperative while a command uses it.
+            "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         }
         return cache | self._store_env()
 
@@ -228,6 +231,15 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the file and empty it (waits for readers)."""
+        conn = self._sqlite()
+        for _ in range(50):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.1)
 
     def table_exists(self, cur: Cursor, qualified_name: str) -> bool:
         if self.kind == "postgresql":

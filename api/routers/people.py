@@ -45,6 +45,13 @@ def show(person_id: UUID, principal: CurrentPerson, services: ServicesDep) -> Pe
 def erase(person_id: UUID, principal: CurrentPerson, services: ServicesDep) -> Response:
     """Forget a person's name and contact details; the history keeps their pseudonymous id."""
     check_self_or_facilitator(principal, person_id)
+    if person_id == services.facilitator_id:
+        raise ApiError(
+            409,
+            "facilitator_not_erasable",
+            "the service's facilitator account holds no personal data and keeps the admin token",
+            "person_id",
+        )
     services.ledger.erase_person(person_id)
     services.tokens.set_token(person_id, None)
     return Response(status_code=204)
