@@ -17,7 +17,16 @@ from api.auth import FailedAuthLimiter, TokenStore
 from api.deps import Services
 from api.idempotency import IdempotencyStore
 from api.responses import OrjsonResponse
-from api.routers import cooperatives, invoices, people, proposals, views, work
+from api.routers import (
+    cooperatives,
+    history,
+    invoices,
+    people,
+    proofs,
+    proposals,
+    views,
+    work,
+)
 from api.settings import Settings
 from ledger.application import Ledger
 from projections.registry import all_projections
@@ -115,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (people, cooperatives, proposals, work, invoices, views):
+    for module in (people, cooperatives, proposals, work, invoices, views, history, proofs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

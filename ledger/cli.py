@@ -7,8 +7,10 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
+from ledger import export_cli, history_cli, verify_cli
 from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.storage import StoreConfig
@@ -37,6 +39,33 @@ def _convert(args: argparse.Namespace) -> int:
         for result in results:
             coop = ledger.get_cooperative(result.cooperative_id)
             print(f"{coop.id}  {coop.name}  {len(coop.members)} members")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ledger.demo import load_demo
+
+    config = StoreConfig.from_env()
+    with Ledger(config) as ledger:
+        held = ledger.recorder.max_notification_id() or 0
+    # The demo tells a story from its beginning; mixed into other history it would mislead.
+    if held and not args.force:
+        print(
+            f"coop-ledger: the store already holds events (up to position {held}); the demo "
+            "loads into an empty store (--force adds it anyway)",
+            file=sys.stderr,
+        )
+        return 2
+    started = time.perf_counter()
+    summary = load_demo(config, seed=args.seed)
+    seconds = time.perf_counter() - started
+    for name, coop_id in summary.cooperatives.items():
+        print(f"{coop_id}  {name}")
+    print(f"facilitator {summary.facilitator_id}")
+    print(
+        f"{len(summary.cooperatives)} cooperatives, {summary.events} events "
+        f"(last position {summary.last_position}) in {seconds:.1f} s"
+    )
     return 0
 
 
@@ -103,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--sector", default="cleaning")
     convert.add_argument("--employees", type=int, default=200)
     convert.set_defaults(run=_convert)
+    demo = sub.add_parser("demo", help="load the seed story: a company of 200, a year of work")
+    demo.add_argument("--seed", type=int, default=2026, help="the same seed tells the same story")
+    demo.add_argument("--force", action="store_true", help="load even if the store holds events")
+    demo.set_defaults(run=_demo)
     project = sub.add_parser("project", help="run the projections as their own process")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
     project.add_argument("--batch-size", type=int, default=500)
@@ -114,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="PostgreSQL only")
     serve.add_argument("--demo", action="store_true", help="load the demo story first")
     serve.set_defaults(run=_serve)
+    verify_cli.add_parser(sub)
+    history_cli.add_parser(sub)
+    export_cli.add_parsers(sub)
     rebuild = sub.add_parser("rebuild", help="rebuild projections (all, or those named)")
     rebuild.add_argument("names", nargs="*", metavar="NAME")
     rebuild.add_argument("--batch-size", type=int, default=2000)
