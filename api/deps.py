@@ -111,6 +111,14 @@ def caught_up(
 ) -> None:
     """Read-your-writes: hold the query until the projections reached ``min_position``."""
     if min_position:
+        head = services.ledger.recorder.max_notification_id() or 0
+        if min_position > head:
+            raise ApiError(
+                422,
+                "min_position_ahead",
+                f"min_position {min_position} is beyond the ledger's last position {head}",
+                "min_position",
+            )
         names = [p.name for p in all_projections()]
         wait_until(services.ledger.db, names, min_position, services.settings.max_wait_seconds)
 

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+
+def _not_a_number(value: Any) -> Any:
+    """Dates and times are ISO 8601 text; a bare number (epoch seconds?) is ambiguous."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date or time, not a number")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be an ISO 8601 date or time, not a number")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+Day = Annotated[date, BeforeValidator(_not_a_number)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(min_length=1, max_length=4000)]
 Reason = Annotated[str | None, Field(default=None, max_length=1000)]
@@ -83,7 +99,7 @@ class SplitIn(Body):
 class ProposalIn(Body):
     kind: Annotated[str, Field(min_length=1, max_length=50)]
     text: LongText
-    closes_at: datetime | None = None
+    closes_at: Moment | None = None
     subject: UUID | None = None
     rules: RulesIn | None = None
     split: SplitIn | None = None
@@ -103,7 +119,7 @@ class WorkIn(Body):
 
 class HoursIn(Body):
     minutes: Annotated[int, Field(ge=1, le=1440)]
-    worked_on: date | None = None
+    worked_on: Day | None = None
     reason: Reason = None
 
 

@@ -4,13 +4,26 @@ PostgreSQL (several workers, projections in their own process)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from api.app import open_services
 from api.settings import Settings
+
+
+class NoDelayConfig(uvicorn.Config):
+    """Uvicorn's shared listening socket for several workers lacks TCP_NODELAY, which adds
+    ~40 ms (Nagle + delayed ACK) to every keep-alive reply (uvicorn issue #3149); accepted
+    sockets inherit the option from the listener on Linux."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
 
 def prepare(settings: Settings) -> None:
@@ -42,13 +55,14 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
     projector = subprocess.Popen([sys.executable, "-m", "ledger.cli", "project"], env=env)
     os.environ["COOP_LEDGER_PROJECTIONS"] = "external"
     try:
-        uvicorn.run(
+        config = NoDelayConfig(
             "api.app:create_app",
             factory=True,
             host=host,
             port=port,
             workers=workers or max(2, (os.cpu_count() or 2)),
         )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         projector.terminate()
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -533,6 +533,7 @@ class Cooperative(Aggregate):
         self.check_is_member(actor)
         text = _text(text, "text", limit=MAX_TEXT)
         check_moment(closes_at, "closes_at")
+        closes_at = closes_at.astimezone(UTC)  # one tzinfo in every event, whoever parsed it
         if closes_at <= at:
             raise InvalidInput("closes_at must lie in the future", field="closes_at")
         self.check_proposal_payload(kind, subject, new_rules, split, at)

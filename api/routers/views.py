@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from api.deps import CaughtUp, CurrentPerson, Insider, ServicesDep
+from api.schemas import Moment
 from projections import governance_queries, roster, work
 from projections.registry import all_projections
 from projections.runner import read_status
@@ -42,8 +42,8 @@ def audit(
     __: CaughtUp,
     member: UUID | None = None,
     kind: Annotated[str | None, Query(max_length=100)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     cursor: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
