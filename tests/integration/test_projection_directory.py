@@ -264,8 +264,8 @@ def test_paging_by_founding_time_then_id_lists_every_cooperative_exactly_once(
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ({"after": "not a cursor"}, "after"),
-        ({"after": "bm90fGFuIGlk"}, "after"),  # "not|an id", well encoded
+        ({"after": "not a cursor"}, "cursor"),
+        ({"after": "bm90fGFuIGlk"}, "cursor"),  # "not|an id", well encoded
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),
     ],
