@@ -74,6 +74,20 @@ class Projection:
         for table in tables.values():
             cur.execute(f"DROP TABLE IF EXISTS {table}")
 
+    def fetch(self, db: Database, coop_id: UUID, *queries: str) -> list[list[Any]]:
+        """The rows of each query about one cooperative, all read in one transaction.
+
+        Queries name this projection's tables and ``{people}`` by placeholder and take the
+        cooperative's id as their only parameter.
+        """
+        names = {**self.table_names(db), "people": db.table("people")}
+        found = []
+        with db.read() as cur:
+            for sql in queries:
+                cur.execute(sql.format_map(names), (str(coop_id),))
+                found.append(cur.fetchall())
+        return found
+
     def apply(self, ctx: Context, event: Any) -> None:
         handler = self.handlers.get(event_name(event))
         if handler is not None:

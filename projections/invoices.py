@@ -92,14 +92,7 @@ class Invoices(Projection):
 
 
 def _fetch(db: Database, coop_id: UUID, *queries: str) -> list[list[Any]]:
-    """The rows of each query about one cooperative, all read in one transaction."""
-    names = {**Invoices().table_names(db), "people": db.table("people")}
-    found = []
-    with db.read() as cur:
-        for sql in queries:
-            cur.execute(sql.format_map(names), (str(coop_id),))
-            found.append(cur.fetchall())
-    return found
+    return Invoices().fetch(db, coop_id, *queries)
 
 
 INVOICE_FIELDS = (

@@ -212,14 +212,7 @@ class WorkAllocation(Projection):
 
 
 def _fetch(db: Database, coop_id: UUID, *queries: str) -> list[list[Any]]:
-    """The rows of each query about one cooperative, all read in one transaction."""
-    names = {**WorkAllocation().table_names(db), "people": db.table("people")}
-    found = []
-    with db.read() as cur:
-        for sql in queries:
-            cur.execute(sql.format_map(names), (str(coop_id),))
-            found.append(cur.fetchall())
-    return found
+    return WorkAllocation().fetch(db, coop_id, *queries)
 
 
 def work_allocation(db: Database, coop_id: UUID) -> dict[str, Any] | None:
