@@ -13,6 +13,9 @@ from uvicorn.supervisors import Multiprocess
 
 from api.app import open_services
 from api.settings import Settings
+from ledger.application import Ledger
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
 
 
 class NoDelayConfig(uvicorn.Config):
@@ -51,9 +54,12 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=1)
         return 0
     # PostgreSQL: the projections run once, in their own process; the workers only answer.
-    env = {**os.environ, "COOP_LEDGER_PROJECTIONS": "external"}
-    projector = subprocess.Popen([sys.executable, "-m", "ledger.cli", "project"], env=env)
+    # Tables exist from here on: the workers and the projector must not race to make them.
+    with Ledger(settings.store) as ledger:
+        ProjectionRunner(ledger, all_projections())
     os.environ["COOP_LEDGER_PROJECTIONS"] = "external"
+    os.environ["COOP_LEDGER_CREATE_TABLES"] = "n"
+    projector = subprocess.Popen([sys.executable, "-m", "ledger.cli", "project"], env=os.environ)
     try:
         config = NoDelayConfig(
             "api.app:create_app",

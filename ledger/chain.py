@@ -130,8 +130,13 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(name))
         )
 
-    def _insert_events(
+    def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        self._insert_chain(curs, kwargs.get("chain_links") or (), "%s")
+        # After the events, so that a version conflict fails on the events' own key (which
+        # the library raises as IntegrityError and the Ledger retries), never first on a
+        # link's key, which would abort the pipeline with another error. Its own cursor:
+        # the library then reads the new notification ids from ``curs``.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        with curs.connection.cursor() as links:
+            self._insert_chain(links, kwargs.get("chain_links") or (), "%s")

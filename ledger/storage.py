@@ -124,10 +124,12 @@ class StoreConfig:
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_POOL_SIZE": os.environ.get("COOP_LEDGER_PG_POOL_SIZE", "5"),
+            "POSTGRES_MAX_OVERFLOW": os.environ.get("COOP_LEDGER_PG_MAX_OVERFLOW", "10"),
             "POSTGRES_PRE_PING": "y",
-            "CREATE_TABLE": "y",
+            # Several processes creating the tables at once can fail; `serve` creates them
+            # once and starts its workers with COOP_LEDGER_CREATE_TABLES=n.
+            "CREATE_TABLE": os.environ.get("COOP_LEDGER_CREATE_TABLES", "y"),
         }
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema

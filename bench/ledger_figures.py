@@ -1,0 +1,250 @@
+"""The ledger's write-side figures: commands/s, contention, latency, aggregate loading."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from bench.mix import FOUNDERS, LedgerWriter
+from bench.procs import Ready, run_parallel, throughput, timed_loop
+from ledger.application import Ledger
+from ledger.errors import ConcurrencyConflict
+from ledger.loadgen import long_history
+from ledger.storage import StoreConfig
+
+TAIL = 25
+
+
+def open_ledger(url: str, **kwargs: Any) -> Ledger:
+    return Ledger(StoreConfig.from_url(url), **kwargs)
+
+
+# A writer process runs one command at a time: one pooled connection is enough (the
+# library's default pool opens 5 at start, and 16 processes of 5 + 1 for the Ledger's own
+# tables exceed PostgreSQL's default max_connections of 100). The tables exist already
+# (``prepare``): concurrent CREATE ... IF NOT EXISTS can fail ('tuple concurrently updated').
+WORKER_ENV = {"CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1"}
+
+
+def open_worker_ledger(url: str, **kwargs: Any) -> Ledger:
+    """A Ledger for a writer process (see WORKER_ENV)."""
+    return open_ledger(url, env=WORKER_ENV, **kwargs)
+
+
+def prepare(url: str) -> None:
+    """Create the store's tables once, before writers race to."""
+    open_ledger(url).close()
+
+
+def count_retries(ledger: Ledger) -> list[int]:
+    """Count the version conflicts the Ledger's save meets (each one means a retry).
+
+    The Ledger exposes no counter, so its ``save`` is wrapped on this instance: every
+    IntegrityError it raises is one attempt that ``_command`` runs again.
+    """
+    counter = [0]
+    original = ledger.save
+
+    def save(*aggregates: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*aggregates, **kwargs)
+        except IntegrityError:
+            counter[0] += 1
+            raise
+
+    ledger.save = save  # type: ignore[method-assign]
+    return counter
+
+
+@dataclass(frozen=True)
+class Job:
+    url: str
+    seconds: float
+    warmup: float
+    rate: float = 0.0  # paced jobs: commands per second
+
+
+def _writer(ready: Ready, job: Job) -> tuple[int, float]:
+    ledger = open_worker_ledger(job.url)
+    try:
+        writer = LedgerWriter(ledger)
+        timed_loop(writer.step, job.warmup)
+        ready()
+        return timed_loop(writer.step, job.seconds)
+    finally:
+        ledger.close()
+
+
+def command_rate(url: str, writers: int, seconds: float, warmup: float) -> float:
+    """Commands/s through the Ledger from ``writers`` processes, each on its own cooperative."""
+    prepare(url)
+    results = run_parallel(_writer, [Job(url, seconds, warmup)] * writers)
+    return throughput(results)
+
+
+def _paced(ready: Ready, job: Job) -> list[float]:
+    ledger = open_worker_ledger(job.url)
+    try:
+        writer = LedgerWriter(ledger)
+        timed_loop(writer.step, job.warmup)
+        ready()
+        latencies: list[float] = []
+        interval, started = 1.0 / job.rate, time.perf_counter()
+        for n in range(max(1, int(job.seconds * job.rate))):
+            due = started + n * interval
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            writer.command()
+            # From when it was due, so a slow command delays (and is charged for) the next.
+            latencies.append(time.perf_counter() - due)
+        return latencies
+    finally:
+        ledger.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def paced_latency(url: str, rate: float, seconds: float, warmup: float) -> dict[str, float]:
+    """One writer sending commands at ``rate``/s; latency percentiles in ms."""
+    prepare(url)
+    latencies = run_parallel(_paced, [Job(url, seconds, warmup, rate)])[0]
+    return {
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "samples": len(latencies),
+    }
+
+
+@dataclass(frozen=True)
+class ContendedJob:
+    url: str
+    coop_id: UUID
+    works: list[tuple[UUID, UUID]]  # (member, their work)
+    seconds: float
+    warmup: float
+
+
+@dataclass
+class Acks:
+    entries: list[str] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    gave_up: int = 0
+    failed: int = 0  # commands that raised anything else: not acknowledged, not lost
+    failure: str = ""
+
+
+def _contender(ready: Ready, job: ContendedJob) -> dict[str, Any]:
+    ledger = open_worker_ledger(job.url)
+    retries = count_retries(ledger)
+    acks, turn = Acks(), [0]
+
+    def log() -> int:
+        member, work = job.works[turn[0] % len(job.works)]
+        turn[0] += 1
+        try:
+            result = ledger.log_hours(job.coop_id, work, minutes=15, actor=member)
+        except ConcurrencyConflict:
+            acks.gave_up += 1
+            return 0
+        except Exception as error:  # reported with the figure, the run goes on
+            acks.failed += 1
+            acks.failure = acks.failure or f"{type(error).__name__}: {error}"
+            return 0
+        acks.entries.append(str(result.value))
+        acks.versions.append(result.version)
+        return 1
+
+    try:
+        timed_loop(log, job.warmup)
+        ready()
+        before = len(acks.entries)
+        _, seconds = timed_loop(log, job.seconds)
+        measured = len(acks.entries) - before
+        return {"acked": measured, "seconds": seconds, "acks": acks, "retries": retries[0]}
+    finally:
+        ledger.close()
+
+
+def contended(url: str, writers: int, seconds: float, warmup: float) -> dict[str, Any]:
+    """``writers`` processes logging hours on ONE cooperative; rate, lost and retries."""
+    prepare(url)
+    ledger = open_ledger(url)
+    try:
+        setup = LedgerWriter(ledger)
+        for _ in range(1 + FOUNDERS):  # found, then each founder takes work
+            setup.command()
+        coop_id, works = setup.mix.cooperative, list(setup.mix.works.items())
+        jobs = [
+            ContendedJob(url, coop_id, works[n::writers] or works, seconds, warmup)
+            for n in range(writers)
+        ]
+        results = run_parallel(_contender, jobs)
+    finally:
+        ledger.close()
+    acks = [r["acks"] for r in results]
+    acked = [e for a in acks for e in a.entries]
+    versions = [v for a in acks for v in a.versions]
+    reader = open_ledger(url)  # a fresh instance: whatever it holds comes from the store
+    try:
+        stored = {str(entry) for entry in reader.get_cooperative(coop_id).hours}
+    finally:
+        reader.close()
+    lost = len(set(acked) - stored) + (len(versions) - len(set(versions)))
+    retries = sum(r["retries"] for r in results)
+    return {
+        "value": sum(r["acked"] for r in results) / max(r["seconds"] for r in results),
+        "lost": lost,
+        "retries": retries,
+        "acknowledged": len(acked),
+        "retries_per_command": retries / max(1, len(acked)),
+        "gave_up": sum(a.gave_up for a in acks),
+        "failed": sum(a.failed for a in acks),
+        "first_failure": next((a.failure for a in acks if a.failure), ""),
+    }
+
+
+def _median_load(ledger: Ledger, coop_id: UUID, repeats: int) -> float:
+    version = ledger.get_cooperative(coop_id).version
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        ledger.repository.get(coop_id, version=version)  # from storage, never from a cache
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def aggregate_load_growth(url: str, history: int, repeats: int) -> dict[str, Any]:
+    """Load time of a cooperative with ``history`` events over one with 10 (snapshots on)."""
+    ledger = open_ledger(url)
+    try:
+        writer = LedgerWriter(ledger)
+        for _ in range(10):  # found, then nine founders take work: 10 events
+            writer.command()
+        small, cast = writer.mix.cooperative, writer.mix.cast
+        big = long_history(ledger, history, cast.mentor, cast.people)
+        # A tail after the last snapshot, as command-by-command use leaves one (< interval).
+        coop = ledger.get_cooperative(big)
+        holder, work = next((w.holder, w.id) for w in coop.work.values() if w.holder)
+        for _ in range(TAIL):
+            ledger.log_hours(big, work, minutes=20, actor=holder)
+        small_s = _median_load(ledger, small, repeats)
+        big_s = _median_load(ledger, big, repeats)
+        return {
+            "value": big_s / small_s,
+            "load_ms_10": small_s * 1000,
+            f"load_ms_{history}": big_s * 1000,
+            "events": ledger.get_cooperative(big).version,
+        }
+    finally:
+        ledger.close()
