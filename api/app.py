@@ -5,6 +5,7 @@ Resources open in the lifespan, never at import time; settings are read once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,16 +31,18 @@ from api.routers import (
 from api.settings import Settings
 from ledger.application import Ledger
 from projections.registry import all_projections
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, ensure_tracking, is_transient
 
 log = logging.getLogger("coop_ledger.api")
 
 
 class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with 413, declared or streamed."""
+    """Read the whole request body before the app sees it: at most ``limit`` bytes (else 413),
+    each chunk within ``stall_s`` seconds (else 408), so a slow or endless upload can neither
+    exhaust memory nor hold a connection for ever."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, stall_s: float = 5.0) -> None:
+        self.app, self.limit, self.stall_s = app, limit, stall_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,20 +50,26 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
+            await self._refuse(
+                send, 413, "body_too_large", f"bodies are limited to {self.limit} bytes"
+            )
             return
-        if declared is not None:
-            await self.app(scope, receive, send)
-            return
-        # No declared length: read the whole body first, up to the limit, then replay it.
         messages: list[Message] = []
         seen = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.stall_s)
+            except TimeoutError:
+                await self._refuse(
+                    send, 408, "body_too_slow", f"no part of the body came for {self.stall_s:g} s"
+                )
+                return
             messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                await self._refuse(send)
+                await self._refuse(
+                    send, 413, "body_too_large", f"bodies are limited to {self.limit} bytes"
+                )
                 return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
@@ -70,11 +79,10 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        response = errors.error_response(
-            413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
-        )
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+        response = errors.error_response(status, code, message)
+        headers = [*response.raw_headers, (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
 
@@ -83,6 +91,7 @@ def open_services(settings: Settings) -> tuple[Services, str | None]:
     tokens = TokenStore(ledger)
     facilitator, generated = tokens.bootstrap_facilitator(settings.admin_token)
     runner = None
+    ensure_tracking(ledger.db)  # status and read-your-writes read it, whoever projects
     if settings.projections == "inline":
         runner = ProjectionRunner(ledger, all_projections())
         ledger.saved_listeners.append(lambda _: runner.wakeup.set())
@@ -103,7 +112,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services, generated = open_services(settings)
+        # A worker restarted while the database is down waits for it instead of dying
+        # (which would take the whole multi-worker service down with it).
+        for attempt in range(60):
+            try:
+                services, generated = await asyncio.to_thread(open_services, settings)
+                break
+            except Exception as error:
+                if attempt == 59 or not is_transient(error):
+                    raise
+                log.warning("store not reachable at startup (%s); retrying", error)
+                await asyncio.sleep(1)
         if generated:
             print(f"facilitator (admin) token, shown once: {generated}", flush=True)
         if services.runner is not None:

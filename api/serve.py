@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -27,6 +28,32 @@ class NoDelayConfig(uvicorn.Config):
         sock = super().bind_socket()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
+
+
+class Supervised:
+    """A child process kept alive: restarted a second after it dies, stopped on request."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.process = subprocess.Popen(command)  # noqa: S603 (our own interpreter and module)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.process.poll() is not None:
+                print(f"projection process exited ({self.process.returncode}); restarting")
+                self.process = subprocess.Popen(self.command)  # noqa: S603
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def prepare(settings: Settings) -> None:
@@ -59,7 +86,7 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
         ProjectionRunner(ledger, all_projections())
     os.environ["COOP_LEDGER_PROJECTIONS"] = "external"
     os.environ["COOP_LEDGER_CREATE_TABLES"] = "n"
-    projector = subprocess.Popen([sys.executable, "-m", "ledger.cli", "project"], env=os.environ)
+    projector = Supervised([sys.executable, "-m", "ledger.cli", "project"])
     try:
         config = NoDelayConfig(
             "api.app:create_app",
@@ -70,9 +97,5 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
         )
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
-        projector.terminate()
-        try:
-            projector.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            projector.kill()
+        projector.stop()
     return 0

@@ -59,7 +59,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 - our own service, fixed arguments
+        return subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
@@ -185,7 +185,7 @@ def run_wrk(
     script.write_text(lua_script(requests))
     duration = f"-d{max(1, round(seconds))}s"
     args = ["-t2", f"-c{CONNECTIONS}", duration, "--latency", "--timeout", "10s"]
-    output = subprocess.run(  # noqa: S603 - wrk from PATH, fixed arguments
+    output = subprocess.run(
         [wrk, *args, "-s", str(script), base],
         capture_output=True,
         text=True,

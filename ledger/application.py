@@ -127,6 +127,10 @@ class Ledger(Application[UUID]):
         interval = snapshot_interval or int(self.env.get("COOP_LEDGER_SNAPSHOT_INTERVAL") or 50)
         # The library reads the interval through the instance; the class value is only a default.
         self.snapshotting_intervals = {Cooperative: interval}  # type: ignore[misc]
+        pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
+        if pool is not None:
+            # Reconnect within seconds of a database restart, not after doubling waits.
+            pool.reconnect_timeout = 2.0
         self.db = Database(self.config)
         self.people = PeopleRegistry(self.db)
         # Reads for people (not commands) must see other processes' writes: no cache.

@@ -105,7 +105,11 @@ def _retried(write: Callable[[], T], attempts: int = 5) -> T:
     for _ in range(attempts - 1):
         try:
             return write()
-        except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation):
+        except (
+            sqlite3.IntegrityError,
+            psycopg.errors.UniqueViolation,
+            psycopg.errors.DuplicateObject,
+        ):
             continue
     return write()
 

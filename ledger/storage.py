@@ -174,7 +174,9 @@ class Database:
                 open=True,
                 kwargs={"autocommit": False},
                 check=ConnectionPool.check_connection,
-                timeout=10,
+                timeout=3,
+                # Back within seconds of the database, not after psycopg's doubling waits.
+                reconnect_timeout=2,
             )
         else:
             Path(config.sqlite_path).parent.mkdir(parents=True, exist_ok=True)

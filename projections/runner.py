@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 
 from ledger.application import Ledger
 from ledger.storage import Cursor, Database
@@ -81,6 +83,23 @@ def ensure_tracking(db: Database) -> None:
             " error_position BIGINT,"
             " updated_at TEXT NOT NULL)"
         )
+
+
+def is_transient(error: BaseException) -> bool:
+    """A store that is unreachable or busy, as opposed to a handler that is wrong."""
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        return "locked" in text or "busy" in text or "disk i/o" in text
+    return isinstance(error, PersistenceOperationalError | PersistenceInterfaceError)
+
+
+def read_tracking(db: Database, name: str) -> tuple[int, str]:
+    with db.read() as cur:
+        cur.execute(f"SELECT position, state FROM {tracking_table(db)} WHERE name = ?", (name,))
+        row = cur.fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, RUNNING)
 
 
 def lock_tracking(db: Database, cur: Cursor, name: str) -> tuple[int, str]:
@@ -155,35 +174,43 @@ class ProjectionRunner:
     ) -> int:
         """Apply the next events to one projection in one transaction; how many were applied."""
         tables = projection.table_names(self.db)
-        position = 0
+        # Read the events before taking the write lock: on SQLite a writer waiting for that
+        # lock can hold the library's only connection, which this read would need.
+        position, state = read_tracking(self.db, projection.name)
+        if state == FAILED:
+            return 0
+        notifications = self.ledger.recorder.select_notifications(
+            start=position + 1, limit=limit or self.batch_size
+        )
+        if not notifications:
+            return 0
         try:
             with self.db.transaction(pipeline=pipeline) as cur:
                 position, state = lock_tracking(self.db, cur, projection.name)
                 if state == FAILED:
                     return 0
-                notifications = self.ledger.recorder.select_notifications(
-                    start=position + 1, limit=limit or self.batch_size
-                )
-                for notification in notifications:
+                # Another runner may have moved on meanwhile: apply only what is still new.
+                fresh = [n for n in notifications if n.id > position]
+                for notification in fresh:
                     try:
                         event = self.ledger.mapper.to_domain_event(notification)
                         projection.apply(Context(cur, tables, notification.id), event)
                     except Exception as error:
+                        if is_transient(error):
+                            raise
                         raise PoisonEvent(notification.id, error) from error
-                if notifications:
-                    set_tracking(self.db, cur, projection.name, notifications[-1].id)
-                return len(notifications)
+                if fresh:
+                    set_tracking(self.db, cur, projection.name, fresh[-1].id)
+                return len(fresh)
         except PoisonEvent as poison:
             # The batch was rolled back: apply the good events before the poison, then stop.
-            good = poison.position - position - 1
+            good = sum(1 for n in notifications if position < n.id < poison.position)
             applied = self.process_batch(projection, limit=good) if good > 0 else 0
             self._record_failure(projection, poison)
             return applied
-        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError):
-            raise  # the store is unreachable or busy: the caller tries again later
-        except Exception:
-            if not pipeline:
-                raise
+        except Exception as error:
+            if is_transient(error) or not pipeline:
+                raise  # the store is unreachable or busy: the caller tries again later
             # A pipelined statement failed at commit, after its handler had returned:
             # run the batch again statement by statement so the poison names itself.
             return self.process_batch(projection, limit, pipeline=False)

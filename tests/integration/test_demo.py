@@ -38,7 +38,9 @@ def test_the_demo_tells_the_seed_story_by_the_rules(
     loaded: tuple[DemoSummary, Ledger, list[Any], list[bytes]],
 ) -> None:
     summary, ledger, events, states = loaded
-    assert summary.events == len(events) == summary.last_position
+    assert summary.events == len(events)
+    # A retried write leaves a gap in PostgreSQL's sequence: positions only rise.
+    assert summary.last_position >= summary.events
     assert all(e.timestamp < TODAY for e in events), "the whole story lies in the past"
     assert events[0].actor == summary.facilitator_id
     check_cooperatives_and_the_split(summary, ledger, events)
