@@ -48,8 +48,8 @@ class Supervised:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(timeout=5)
         self.process.terminate()
+        self.thread.join(timeout=5)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -94,6 +94,8 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
             host=host,
             port=port,
             workers=workers or max(2, (os.cpu_count() or 2)),
+            # A stop must not wait on idle keep-alive clients.
+            timeout_graceful_shutdown=3,
         )
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
