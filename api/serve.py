@@ -14,7 +14,6 @@ from uvicorn.supervisors import Multiprocess
 
 from api.app import open_services
 from api.settings import Settings
-from ledger.application import Ledger
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 
@@ -60,6 +59,8 @@ def prepare(settings: Settings) -> None:
     """Create tables and the facilitator once, before any worker starts (workers must not race)."""
     services, generated = open_services(settings)
     try:
+        if services.runner is None:  # external projections: their tables must exist too
+            ProjectionRunner(services.ledger, all_projections())
         if generated:
             print(
                 "\nThe facilitator (admin) token, shown this once; keep it:\n\n"
@@ -81,9 +82,7 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=1)
         return 0
     # PostgreSQL: the projections run once, in their own process; the workers only answer.
-    # Tables exist from here on: the workers and the projector must not race to make them.
-    with Ledger(settings.store) as ledger:
-        ProjectionRunner(ledger, all_projections())
+    # Tables exist from here on (prepare): the workers and the projector must not race.
     os.environ["COOP_LEDGER_PROJECTIONS"] = "external"
     os.environ["COOP_LEDGER_CREATE_TABLES"] = "n"
     projector = Supervised([sys.executable, "-m", "ledger.cli", "project"])
