@@ -120,7 +120,13 @@ def caught_up(
                 "min_position",
             )
         names = [p.name for p in all_projections()]
-        wait_until(services.ledger.db, names, min_position, services.settings.max_wait_seconds)
+        wait_until(
+            services.ledger.db,
+            services.ledger.event_log,
+            names,
+            min_position,
+            services.settings.max_wait_seconds,
+        )
 
 
 CaughtUp = Annotated[None, Depends(caught_up)]

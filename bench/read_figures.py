@@ -23,7 +23,7 @@ from ledger.chain import GENESIS, link_hash
 from ledger.loadgen import long_history
 from projections.rebuild import build_fresh
 from projections.registry import all_projections
-from projections.runner import ProjectionRunner, read_status
+from projections.runner import ProjectionRunner, projections_behind
 
 COOP_EVENTS = 2_000  # history is many cooperatives of about this many events
 BATCH = 2_000  # the batch size of `coop-ledger rebuild`
@@ -83,18 +83,15 @@ def _rebuild(ready: Ready, url: str) -> dict[str, Any]:
     try:
         total = event_count(ledger)
         ready()
-        rates: dict[str, float] = {}
-        started_all = time.perf_counter()
-        for projection in all_projections():
-            started = time.perf_counter()
-            build_fresh(ledger, ledger.db, projection, suffix="__bench", batch_size=BATCH)
-            rates[projection.name] = total / (time.perf_counter() - started)
-            with ledger.db.transaction() as cur:
+        started = time.perf_counter()
+        # All five projections in one pass: each batch is read and decoded once.
+        build_fresh(ledger, ledger.db, all_projections(), suffix="__bench", batch_size=BATCH)
+        elapsed = time.perf_counter() - started
+        with ledger.db.transaction() as cur:
+            for projection in all_projections():
                 projection.drop(cur, projection.table_names(ledger.db, "__bench"))
-        elapsed = time.perf_counter() - started_all
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        rate = total / elapsed
-        return {"events": total, "rate": rate, "per_projection": rates, "rss_kb": peak_kb}
+        return {"events": total, "rate": total / elapsed, "rss_kb": peak_kb}
     finally:
         ledger.close()
 
@@ -126,7 +123,7 @@ def live_lag(url: str, samples: int) -> dict[str, float]:
 
     def visible(position: int, timeout: float) -> float:
         started = time.perf_counter()
-        while min(s.position for s in read_status(ledger.db, names, 0)) < position:
+        while projections_behind(ledger.db, ledger.event_log, names, position):
             if time.perf_counter() - started > timeout:
                 raise TimeoutError(f"projections did not reach {position} in {timeout}s")
             time.sleep(0.0005)

@@ -179,7 +179,6 @@ class Run:
             "rss_mb": rss[at],
             "rss_from_to": f"{sizes[0]:,} -> {at:,} events",
             "rates": {size: r["rate"] for size, r in results.items()},
-            "per_projection": results[at]["per_projection"],
             "batch": read_figures.BATCH,
         }
         if s.mode in ("quick", "tiny"):

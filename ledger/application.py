@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import (
@@ -38,6 +38,7 @@ from ledger.errors import (
     RuleViolation,
     StaleVersion,
 )
+from ledger.log import EventLog
 from ledger.people import PeopleRegistry, Person
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
@@ -119,6 +120,7 @@ class Ledger(Application[UUID]):
         max_attempts: int = 16,
         snapshot_interval: int | None = None,
         env: dict[str, str] | None = None,
+        check_store: bool = True,
     ) -> None:
         self.config = config or StoreConfig.from_env()
         self.clock = clock
@@ -127,6 +129,8 @@ class Ledger(Application[UUID]):
         interval = snapshot_interval or int(self.env.get("COOP_LEDGER_SNAPSHOT_INTERVAL") or 50)
         # The library reads the interval through the instance; the class value is only a default.
         self.snapshotting_intervals = {Cooperative: interval}  # type: ignore[misc]
+        if check_store and hasattr(self.recorder, "check_migrated"):
+            self.recorder.check_migrated()
         pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
         if pool is not None:
             # Reconnect within seconds of a database restart, not after doubling waits.
@@ -140,6 +144,11 @@ class Ledger(Application[UUID]):
         self._stripes = [threading.Lock() for _ in range(64)]
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
         self.heads: dict[UUID, tuple[int, str]] = {}
+
+    @property
+    def event_log(self) -> EventLog:
+        """The events in an order that no later commit can precede (see ledger.log)."""
+        return cast(EventLog, self.recorder)
 
     def construct_transcoder(self) -> Transcoder:
         return make_transcoder()

@@ -22,6 +22,26 @@ def _init(_: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(_: argparse.Namespace) -> int:
+    from ledger.pg_recorder import LockFreePostgresRecorder, migrate_events_table
+    from projections.runner import migrate_tracking
+
+    changed = []
+    # No table creation and no schema check: the old tables are what this command mends.
+    with Ledger(env={"CREATE_TABLE": "n"}, check_store=False) as ledger:
+        if isinstance(ledger.recorder, LockFreePostgresRecorder) and migrate_events_table(
+            ledger.recorder
+        ):
+            changed.append("events: transaction ids (earlier events keep their order as id 0)")
+        if migrate_tracking(ledger.db):
+            changed.append("projection tracking: log positions (transaction id, notification id)")
+    with Ledger():
+        pass  # creates whatever the release adds that is still missing
+    for line in changed or ["nothing to do: the store is up to date"]:
+        print(f"migrated {line}" if changed else line)
+    return 0
+
+
 def _convert(args: argparse.Namespace) -> int:
     with Ledger() as ledger:
         facilitator = ledger.register_person("Facilitator")
@@ -94,15 +114,15 @@ def _rebuild(args: argparse.Namespace) -> int:
     with Ledger() as ledger:
         projections = by_names(args.names)
         ProjectionRunner(ledger, projections)  # creates what is missing
-        for projection in projections:
-            position = rebuild(
-                ledger,
-                ledger.db,
-                projection,
-                batch_size=args.batch_size,
-                progress=lambda p: print(f"\r{p}", end="", file=sys.stderr, flush=True),
-            )
-            print(f"\n{projection.name}: switched to the rebuilt tables at position {position}")
+        reached = rebuild(
+            ledger,
+            ledger.db,
+            projections,
+            batch_size=args.batch_size,
+            progress=lambda p: print(f"\r{p}", end="", file=sys.stderr, flush=True),
+        )
+        names = ", ".join(p.name for p in projections)
+        print(f"\n{names}: switched to the rebuilt tables at position {reached.high}")
     return 0
 
 
@@ -127,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coop-ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the store's tables").set_defaults(run=_init)
+    sub.add_parser(
+        "migrate", help="upgrade a store made by an earlier release (run with the service stopped)"
+    ).set_defaults(run=_migrate)
     convert = sub.add_parser("convert", help="convert a company's employees into cooperatives")
     convert.add_argument("--company", default="Schoon BV")
     convert.add_argument("--sector", default="cleaning")

@@ -34,7 +34,8 @@ where one input is at fault, the ``field`` that names it.
     ├── PersonNotFound
     ├── ConcurrencyConflict               retries on a version conflict ran out
     ├── StaleVersion                      the caller expected another version
-    └── ChainBroken                       the stored history does not match its hash chain
+    ├── ChainBroken                       the stored history does not match its hash chain
+    └── StoreNeedsMigration               the store was made by an earlier release
 """
 
 from __future__ import annotations
@@ -175,3 +176,9 @@ class ChainBroken(LedgerError):
     """The stored history does not match its hash chain: something was altered."""
 
     code = "chain_broken"
+
+
+class StoreNeedsMigration(LedgerError):
+    """The store's tables were made by an earlier release: run ``coop-ledger migrate``."""
+
+    code = "store_needs_migration"

@@ -110,14 +110,14 @@ class StoreConfig:
             Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "APPLICATION_RECORDER_TOPIC": "ledger.chain:ChainedSQLiteRecorder",
+                "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:ChainedSQLiteRecorder",
                 "SQLITE_DBNAME": self.sqlite_path,
                 "SQLITE_LOCK_TIMEOUT": "30",
                 "CREATE_TABLE": "y",
             }
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "APPLICATION_RECORDER_TOPIC": "ledger.chain:ChainedPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.pg_recorder:LockFreePostgresRecorder",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -254,6 +254,19 @@ class Database:
                 (qualified_name,),
             )
         return bool(cur.fetchone()[0])
+
+    def columns(self, cur: Cursor, qualified_name: str) -> set[str]:
+        """The column names of a table (empty if there is no such table)."""
+        if self.kind == "postgresql":
+            schema, _, name = qualified_name.rpartition(".")
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = ? AND table_name = ?",
+                (schema or "public", name),
+            )
+        else:
+            cur.execute("SELECT name FROM pragma_table_info(?)", (qualified_name,))
+        return {str(row[0]) for row in cur.fetchall()}
 
     def close(self) -> None:
         if self._pool is not None:

@@ -1,20 +1,23 @@
-"""Rebuild a projection from the first event into fresh tables, then switch at once.
+"""Rebuild projections from the first event into fresh tables, then switch at once.
 
-The live tables keep answering while the fresh ones fill. The switch is one
-transaction: it locks the projection's tracking row (the live runner waits on
-it), applies the events that arrived meanwhile, drops the live tables, renames
-the fresh ones into their place and moves the tracking position, so a reader
-sees either the old tables or the new ones, never a mix.
+The live tables keep answering while the fresh ones fill. Several projections are
+rebuilt in one pass: each batch of events is read and decoded once and applied to
+all of them. The switch is one transaction: it locks the projections' tracking
+rows (the live runner waits on them), applies the events that arrived meanwhile,
+drops the live tables, renames the fresh ones into their place and moves the
+tracking positions, so a reader sees either the old tables or the new ones, never
+a mix.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.application import Ledger
+from ledger.log import START, LogPosition
 from ledger.storage import Cursor, Database
 from projections.framework import REBUILD_SUFFIX, Context, Projection
 from projections.runner import RUNNING, lock_tracking, set_tracking
@@ -22,7 +25,7 @@ from projections.runner import RUNNING, lock_tracking, set_tracking
 
 @dataclass(frozen=True)
 class Progress:
-    name: str
+    names: tuple[str, ...]
     done: int
     total: int
     elapsed: float
@@ -32,72 +35,91 @@ class Progress:
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.done}/{self.total} events, {self.rate:,.0f} events/s"
+        return (
+            f"{', '.join(self.names)}: {self.done}/{self.total} events, {self.rate:,.0f} events/s"
+        )
 
 
-def _apply_from(
-    ledger: Ledger,
-    cur: Cursor,
-    projection: Projection,
-    tables: dict[str, str],
-    position: int,
-    limit: int,
-) -> tuple[int, int]:
-    """Apply up to ``limit`` events after ``position``; the new position and how many."""
-    notifications = ledger.recorder.select_notifications(start=position + 1, limit=limit)
-    for notification in notifications:
-        event = ledger.mapper.to_domain_event(notification)
-        projection.apply(Context(cur, tables, notification.id), event)
-        position = notification.id
-    return position, len(notifications)
+@dataclass(frozen=True)
+class Reached:
+    """Where a pass over the log stopped: the log position and the highest notification id."""
+
+    position: LogPosition
+    high: int
+
+
+def _read(ledger: Ledger, reached: Reached, limit: int) -> tuple[Reached, list[tuple[int, Any]]]:
+    """The next ``limit`` events after ``reached``, decoded once: where they end, and them."""
+    batch = ledger.event_log.read_log(reached.position, limit)
+    if not batch:
+        return reached, []
+    to_domain_event = ledger.mapper.to_domain_event
+    events = [(n.id, to_domain_event(n)) for _, n in batch]
+    return Reached(batch[-1][0], max(reached.high, max(i for i, _ in events))), events
+
+
+def _apply(cur: Cursor, projection: Projection, tables: dict[str, str], events: Any) -> None:
+    for notification_id, event in events:
+        projection.apply(Context(cur, tables, notification_id), event)
 
 
 def build_fresh(
     ledger: Ledger,
     db: Database,
-    projection: Projection,
+    projections: Projection | Sequence[Projection],
     *,
     suffix: str = REBUILD_SUFFIX,
     batch_size: int = 2000,
     progress: Callable[[Progress], Any] | None = None,
-) -> int:
-    """Fill a fresh set of the projection's tables from the first event; the position reached."""
-    fresh = projection.table_names(db, suffix)
+) -> Reached:
+    """Fill fresh sets of the projections' tables in one pass from the first event."""
+    chosen = [projections] if isinstance(projections, Projection) else list(projections)
+    targets = [(p, p.table_names(db, suffix)) for p in chosen]
     with db.transaction() as cur:
-        projection.drop(cur, fresh)
-        projection.create(db, cur, fresh)
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+            projection.create(db, cur, fresh)
     total = ledger.recorder.max_notification_id() or 0
-    started, done, position = time.monotonic(), 0, 0
+    names = tuple(p.name for p in chosen)
+    started, done, reached = time.monotonic(), 0, Reached(START, 0)
     while True:
-        with db.transaction(pipeline=True) as cur:
-            position, applied = _apply_from(ledger, cur, projection, fresh, position, batch_size)
-        if not applied:
+        reached, events = _read(ledger, reached, batch_size)
+        if not events:
             break
-        done += applied
+        # A transaction per projection: a pipeline's results are per cursor and connection.
+        for projection, tables in targets:
+            with db.transaction(pipeline=True) as cur:
+                _apply(cur, projection, tables, events)
+        done += len(events)
         if progress is not None:
-            progress(Progress(projection.name, done, max(total, done), time.monotonic() - started))
-    return position
+            progress(Progress(names, done, max(total, done), time.monotonic() - started))
+    return reached
 
 
 def rebuild(
     ledger: Ledger,
     db: Database,
-    projection: Projection,
+    projections: Projection | Sequence[Projection],
     *,
     batch_size: int = 2000,
     progress: Callable[[Progress], Any] | None = None,
-) -> int:
-    """Rebuild one projection while the live tables keep answering; the position it switched at."""
-    position = build_fresh(ledger, db, projection, batch_size=batch_size, progress=progress)
-    fresh = projection.table_names(db, REBUILD_SUFFIX)
-    live = projection.table_names(db)
+) -> Reached:
+    """Rebuild projections while the live tables keep answering; where they switched."""
+    chosen = [projections] if isinstance(projections, Projection) else list(projections)
+    reached = build_fresh(ledger, db, chosen, batch_size=batch_size, progress=progress)
+    targets = [(p, p.table_names(db, REBUILD_SUFFIX)) for p in chosen]
     with db.transaction() as cur:
-        lock_tracking(db, cur, projection.name)
-        applied = 1
-        while applied:
-            position, applied = _apply_from(ledger, cur, projection, fresh, position, batch_size)
-        projection.drop(cur, live)
-        for logical in projection.tables:
-            cur.execute(f"ALTER TABLE {fresh[logical]} RENAME TO {logical}")
-        set_tracking(db, cur, projection.name, position, RUNNING)
-    return position
+        for projection in chosen:
+            lock_tracking(db, cur, projection.name)
+        while True:
+            reached, events = _read(ledger, reached, batch_size)
+            if not events:
+                break
+            for projection, tables in targets:
+                _apply(cur, projection, tables, events)
+        for projection, fresh in targets:
+            projection.drop(cur, projection.table_names(db))
+            for logical in projection.tables:
+                cur.execute(f"ALTER TABLE {fresh[logical]} RENAME TO {logical}")
+            set_tracking(db, cur, projection.name, reached.position, reached.high, RUNNING)
+    return reached

@@ -18,20 +18,22 @@ from ledger import Ledger, StoreConfig
 from ledger.loadgen import long_history
 from projections.rebuild import build_fresh
 from projections.registry import all_projections
-from projections.runner import ProjectionRunner, read_status
+from projections.runner import ProjectionRunner, projections_behind
 
 
 def rebuild_rate(ledger: Ledger) -> dict[str, float]:
     total_events = ledger.recorder.max_notification_id() or 0
     rates: dict[str, float] = {}
-    started_all = time.perf_counter()
     for projection in all_projections():
         started = time.perf_counter()
         build_fresh(ledger, ledger.db, projection, suffix="__figures", batch_size=5000)
         rates[projection.name] = total_events / (time.perf_counter() - started)
-        with ledger.db.transaction() as cur:
+    started = time.perf_counter()
+    build_fresh(ledger, ledger.db, all_projections(), suffix="__figures", batch_size=5000)
+    rates["all five in one pass, events/s"] = total_events / (time.perf_counter() - started)
+    with ledger.db.transaction() as cur:
+        for projection in all_projections():
             projection.drop(cur, projection.table_names(ledger.db, "__figures"))
-    rates["all five, events/s"] = total_events / (time.perf_counter() - started_all)
     return rates
 
 
@@ -49,7 +51,7 @@ def live_lag(ledger: Ledger, coop_id: UUID, samples: int, in_process: bool) -> l
         for _ in range(samples):
             result = ledger.take_work(coop_id, client_ref="client-lag", actor=member)
             committed = time.perf_counter()
-            while min(s.position for s in read_status(ledger.db, names, 0)) < result.position:
+            while projections_behind(ledger.db, ledger.event_log, names, result.position):
                 time.sleep(0.0005)
             lags.append(time.perf_counter() - committed)
             time.sleep(0.01)

@@ -14,7 +14,7 @@ from ledger.application import Ledger
 from ledger.storage import Database
 from projections.rebuild import build_fresh
 from projections.registry import all_projections
-from projections.runner import read_status
+from projections.runner import FAILED, projections_behind
 
 SUFFIX = "__soak_check"
 
@@ -32,10 +32,10 @@ def wait_caught_up(ledger: Ledger, timeout_s: float) -> tuple[bool, float]:
     started = time.monotonic()
     while True:
         head = ledger.recorder.max_notification_id() or 0
-        statuses = read_status(ledger.db, names, head)
-        if all(s.position >= head for s in statuses):
+        behind = projections_behind(ledger.db, ledger.event_log, names, head)
+        if not behind:
             return True, time.monotonic() - started
-        if any(s.state == "failed" for s in statuses):
+        if any(t.state == FAILED for t in behind.values()):
             return False, time.monotonic() - started
         if time.monotonic() - started > timeout_s:
             return False, time.monotonic() - started
@@ -45,8 +45,8 @@ def wait_caught_up(ledger: Ledger, timeout_s: float) -> tuple[bool, float]:
 def mismatches(ledger: Ledger) -> list[str]:
     """The live tables (``projection.table``) that differ from a fresh rebuild."""
     differing = []
+    build_fresh(ledger, ledger.db, all_projections(), suffix=SUFFIX)
     for projection in all_projections():
-        build_fresh(ledger, ledger.db, projection, suffix=SUFFIX)
         live = projection.table_names(ledger.db)
         fresh = projection.table_names(ledger.db, SUFFIX)
         for logical in projection.tables:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from ledger import FoundingMember, Ledger
+from ledger.pg_recorder import LockFreePostgresRecorder
 
 
 @dataclass
@@ -68,3 +70,28 @@ class World:
 
 
 MakeLedger = Callable[..., Ledger]
+
+
+def hold_saves_open(ledger: Ledger, before_commit: Callable[[], object]) -> None:
+    """Make ``ledger``'s saves call ``before_commit`` after their INSERT, before their COMMIT."""
+    recorder: Any = ledger.recorder
+    if isinstance(recorder, LockFreePostgresRecorder):
+
+        def insert_events(stored_events: Any, **kwargs: Any) -> list[int]:
+            # The recorder's own statement, in a transaction kept open after it.
+            with recorder.datastore.get_connection() as conn, conn.transaction():
+                with conn.cursor() as curs:
+                    ids = recorder.save(curs, stored_events, kwargs["chain_links"])
+                before_commit()
+            return ids
+
+        recorder.insert_events = insert_events
+        return
+    original = recorder._insert_events
+
+    def insert_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        before_commit()
+        return result
+
+    recorder._insert_events = insert_then_wait

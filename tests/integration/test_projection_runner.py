@@ -14,7 +14,7 @@ from projections.rebuild import rebuild
 from projections.roster import Roster, roster
 from projections.runner import FAILED, ProjectionRunner, ProjectionTimeout
 from tests.integration.projection_support import assert_live_equals_fresh_rebuild, rows
-from tests.integration.support import MakeLedger, World
+from tests.integration.support import MakeLedger, World, hold_saves_open
 
 
 def count_events(ctx: Context, _: Any) -> None:
@@ -109,20 +109,7 @@ def test_a_writer_held_open_delays_the_projection_and_nothing_is_skipped(
     held, other = make_ledger(clock=world.clock), make_ledger(clock=world.clock)
     inside, release = threading.Event(), threading.Event()
     # Pause the held writer right after its INSERT, before its COMMIT.
-    hook = (
-        "_insert_stored_events"
-        if hasattr(held.recorder, "_insert_stored_events")
-        else ("_insert_events")
-    )
-    original = getattr(held.recorder, hook)
-
-    def insert_then_wait(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        inside.set()
-        assert release.wait(10)
-        return result
-
-    setattr(held.recorder, hook, insert_then_wait)
+    hold_saves_open(held, lambda: (inside.set(), release.wait(10)))
     first = threading.Thread(
         target=held.take_work, args=(coop_a,), kwargs={"client_ref": "c", "actor": world.people[0]}
     )
@@ -154,7 +141,7 @@ def test_a_rebuild_switches_to_tables_equal_to_the_live_ones(world: World) -> No
     seen: list[str] = []
     position = rebuild(
         world.ledger, world.ledger.db, Roster(), progress=lambda p: seen.append(str(p))
-    )
+    ).high
     assert position == world.ledger.recorder.max_notification_id()
     assert roster(world.ledger.db, coop_id) == before
     assert seen

@@ -1,0 +1,240 @@
+"""The PostgreSQL event store: no table lock, one statement per save, a reader that skips nothing.
+
+The library's recorder makes every save take an EXCLUSIVE lock on the events table
+and send NOTIFY inside the transaction, so that notification ids commit in order and
+a reader tailing ids never passes over a gap that fills in later. That serialises
+every writer of the database (and NOTIFY serialises commits cluster-wide).
+
+This recorder takes neither. Each row records the id of the transaction that wrote
+it (``pg_current_xact_id()``, a 64-bit xid8), and readers pass events in
+``(transaction id, notification id)`` order, only from transactions below the
+reading snapshot's ``xmin``: every such transaction has finished, so nothing can
+later appear before the position a reader has reached. A transaction held open
+holds readers back at its own events, never past them. ``LogPosition`` is that pair.
+
+A save is one statement on an autocommit connection (its own transaction, one
+round trip): the events and their hash-chain links are inserted together by a
+data-modifying CTE, so a version conflict fails the whole statement on the events'
+key and the library raises it as ``IntegrityError``.
+
+Readers are woken by polling (the projection runner) or, in-process, by the
+Ledger's saved listeners; nothing is sent inside the write transaction.
+
+Databases made before this recorder lack the ``transaction_id`` column: the
+recorder refuses to start on them and ``coop-ledger migrate`` upgrades them
+(``migrate_events_table``). Old rows get transaction id 0, so they keep their id
+order and come before everything written afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.chain import Link
+from ledger.errors import StoreNeedsMigration
+from ledger.log import LogPosition
+
+COLUMN = "transaction_id"
+ROW_ORDER = "transaction_id, notification_id"
+
+
+class LockFreePostgresRecorder(PostgresApplicationRecorder):
+    """Events and chain links in one statement; a reader ordered by commit-safe positions."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(datastore.schema)
+        events = Identifier(events_table_name)
+        chain_name = events_table_name + "_chain"
+        self.chain_table = f"{datastore.schema}.{chain_name}"
+        self.sql_create_statements[self.create_table_statement_index] = SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+            " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+            " topic text, state bytea, notification_id bigserial,"
+            " transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+            " PRIMARY KEY (originator_id, originator_version))"
+        ).format(schema=schema, table=events)
+        # The function the library creates for POSTGRES_ENABLE_DB_FUNCTIONS takes no lock
+        # and would insert behind this recorder's back: never create it.
+        del self.sql_create_statements[self.create_insert_function_statement_index]
+        self.sql_create_statements += [
+            log_index_statement(datastore.schema, events_table_name),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+                " prev_hash text NOT NULL, hash text NOT NULL,"
+                " PRIMARY KEY (originator_id, originator_version))"
+            ).format(schema=schema, table=Identifier(chain_name)),
+        ]
+        self.save_statement = SQL(
+            "WITH saved AS ("
+            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+            " RETURNING notification_id),"
+            " linked AS ("
+            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
+            " SELECT notification_id FROM saved ORDER BY notification_id"
+        ).format(schema=schema, events=events, chain=Identifier(chain_name))
+        self.read_log_statement = SQL(
+            "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
+            " originator_version, topic, state FROM {schema}.{events}"
+            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+            " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+            " ORDER BY transaction_id, notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
+        self.covers_statement = SQL(
+            "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
+            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+            " AND notification_id <= %s) AS covered"
+        ).format(schema=schema, events=events)
+        self.pending_statement = SQL(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {schema}.{events}"
+            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s) LIMIT %s) AS later"
+        ).format(schema=schema, events=events)
+        self._checked = False
+
+    def create_table(self) -> None:
+        # CREATE TABLE IF NOT EXISTS would keep an old table, and its index would then fail.
+        self.check_migrated()
+        super().create_table()
+
+    def check_migrated(self) -> None:
+        """Raise StoreNeedsMigration if the events table predates this recorder (checked once)."""
+        if self._checked:
+            return
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT count(*) AS n FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+                (self.datastore.schema, self.events_table_name, COLUMN),
+            )
+            row = curs.fetchone()
+        if row is not None and int(row["n"]) == 0 and self._table_exists():
+            raise StoreNeedsMigration(
+                f"the events table {self.events_table_name!r} has no {COLUMN} column: it was "
+                "made by an earlier coop-ledger; run `coop-ledger migrate` once (service stopped)"
+            )
+        self._checked = True
+
+    def _table_exists(self) -> bool:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS found",
+                (f"{self.datastore.schema}.{self.events_table_name}",),
+            )
+            row = curs.fetchone()
+        return bool(row and row["found"])
+
+    # ---- writing ----------------------------------------------------------------------
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
+        if not stored_events:
+            return []
+        if kwargs.get("tracking") is not None:
+            raise ProgrammingError("this recorder records no tracking with events")
+        # An autocommit connection: the one statement is the whole transaction.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.save(curs, stored_events, kwargs.get("chain_links") or ())
+
+    def save(
+        self, curs: Any, stored_events: Sequence[StoredEvent], links: Sequence[Link]
+    ) -> list[int]:
+        """Insert events and their chain links with one statement; their notification ids."""
+        params = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            [link.originator_id for link in links],
+            [link.version for link in links],
+            [link.prev for link in links],
+            [link.hash for link in links],
+        )
+        curs.execute(self.save_statement, params, prepare=True)
+        return [row["notification_id"] for row in curs.fetchall()]
+
+    # ---- reading the log --------------------------------------------------------------
+
+    def read_log(self, after: LogPosition, limit: int) -> list[tuple[LogPosition, Notification]]:
+        """The next events after ``after`` that no running transaction can still precede."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.read_log_statement, (str(after[0]), after[1], limit), prepare=True)
+            return [
+                (
+                    (int(row["xid"]), int(row["notification_id"])),
+                    Notification(
+                        id=row["notification_id"],
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    ),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def covers(self, after: LogPosition, notification_id: int) -> bool:
+        """Whether every stored event up to ``notification_id`` lies at or before ``after``."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self.covers_statement, (str(after[0]), after[1], notification_id), prepare=True
+            )
+            row = curs.fetchone()
+        return bool(row and row["covered"])
+
+    def pending(self, after: LogPosition, cap: int = 100_000) -> int:
+        """How many stored events (committed, not necessarily passable yet) follow ``after``."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.pending_statement, (str(after[0]), after[1], cap), prepare=True)
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
+
+def log_index_statement(schema: str, events_table_name: str) -> Composed:
+    return SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} ({order})").format(
+        index=Identifier(events_table_name + "_log_idx"),
+        schema=Identifier(schema),
+        table=Identifier(events_table_name),
+        order=SQL(ROW_ORDER),
+    )
+
+
+def migrate_events_table(recorder: LockFreePostgresRecorder) -> bool:
+    """Give an older events table the transaction id column and index; True if it changed.
+
+    Existing rows get transaction id 0 (a constant default is a catalogue change, not a
+    table rewrite), then new rows default to their own transaction's id.
+    """
+    schema, table = recorder.datastore.schema, recorder.events_table_name
+    with recorder.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            "SELECT count(*) AS n FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+            (schema, table, COLUMN),
+        )
+        row = curs.fetchone()
+        if row is not None and int(row["n"]) > 0:
+            return False
+        target = SQL("{schema}.{table}").format(schema=Identifier(schema), table=Identifier(table))
+        curs.execute(SQL("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE").format(t=target))
+        curs.execute(
+            SQL("ALTER TABLE {t} ADD COLUMN transaction_id xid8 NOT NULL DEFAULT '0'").format(
+                t=target
+            )
+        )
+        curs.execute(
+            SQL(
+                "ALTER TABLE {t} ALTER COLUMN transaction_id SET DEFAULT pg_current_xact_id()"
+            ).format(t=target)
+        )
+        curs.execute(log_index_statement(schema, table))
+    recorder._checked = False
+    return True
