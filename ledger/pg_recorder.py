@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -83,6 +90,20 @@ class LockFreePostgresRecorder(PostgresApplicationRecorder):
             " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
             " SELECT notification_id FROM saved ORDER BY notification_id"
         ).format(schema=schema, events=events, chain=Identifier(chain_name))
+        self.save_one_statement = SQL(
+            "WITH saved AS ("
+            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+            " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
+            " linked AS ("
+            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+            " VALUES (%s, %s, %s, %s))"
+            " SELECT notification_id FROM saved"
+        ).format(schema=schema, events=events, chain=Identifier(chain_name))
+        self.landed_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id"
+            " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
+            " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+        ).format(schema=schema, events=events)
         self.read_log_statement = SQL(
             "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
             " originator_version, topic, state FROM {schema}.{events}"
@@ -136,18 +157,79 @@ class LockFreePostgresRecorder(PostgresApplicationRecorder):
     # ---- writing ----------------------------------------------------------------------
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
+        """Save with one statement; a connection found dead is replaced and the save retried.
+
+        The pool does not ping a connection before lending it (a round trip per command):
+        a connection that died with the server fails here instead, and the save is sent
+        again on another. If the first attempt had in fact committed, the retry meets its
+        own rows as a version conflict: those rows are compared with ours, and when they
+        are the same events the save succeeded, so it is acknowledged, never doubled.
+        """
         if not stored_events:
             return []
         if kwargs.get("tracking") is not None:
             raise ProgrammingError("this recorder records no tracking with events")
-        # An autocommit connection: the one statement is the whole transaction.
+        links: Sequence[Link] = kwargs.get("chain_links") or ()
+        attempts = 2 + (self.datastore.pool.max_size or 0)
+        for attempt in range(attempts):
+            lent = False
+            try:
+                # An autocommit connection: the one statement is the whole transaction.
+                with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                    lent = True
+                    return self.save(curs, stored_events, links)
+            except IntegrityError:
+                landed = self._landed(stored_events) if attempt else None
+                if landed is None:
+                    raise
+                return landed
+            except (OperationalError, InterfaceError):
+                # No connection to be had: the database is down, say so at once.
+                if not lent or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _landed(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The notification ids of ``stored_events`` if exactly they are stored, else None."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            return self.save(curs, stored_events, kwargs.get("chain_links") or ())
+            curs.execute(
+                self.landed_statement,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                ),
+            )
+            rows = {(str(r["originator_id"]), r["originator_version"]): r for r in curs.fetchall()}
+        ids = []
+        for event in stored_events:
+            row = rows.get((str(event.originator_id), event.originator_version))
+            if row is None or bytes(row["state"]) != event.state or row["topic"] != event.topic:
+                return None
+            ids.append(int(row["notification_id"]))
+        return ids
 
     def save(
         self, curs: Any, stored_events: Sequence[StoredEvent], links: Sequence[Link]
     ) -> list[int]:
         """Insert events and their chain links with one statement; their notification ids."""
+        if len(stored_events) == 1 and len(links) == 1:
+            # The usual command: scalar parameters cost a fraction of arrays to send.
+            (e,), (link,) = stored_events, links
+            curs.execute(
+                self.save_one_statement,
+                (
+                    e.originator_id,
+                    e.originator_version,
+                    e.topic,
+                    e.state,
+                    link.originator_id,
+                    link.version,
+                    link.prev,
+                    link.hash,
+                ),
+                prepare=True,
+            )
+            return [row["notification_id"] for row in curs.fetchall()]
         params = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],

@@ -126,7 +126,9 @@ class StoreConfig:
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_POOL_SIZE": os.environ.get("COOP_LEDGER_PG_POOL_SIZE", "5"),
             "POSTGRES_MAX_OVERFLOW": os.environ.get("COOP_LEDGER_PG_MAX_OVERFLOW", "10"),
-            "POSTGRES_PRE_PING": "y",
+            # No ping before each save (a round trip per command): the recorder replaces a
+            # dead connection itself, and the library retries reads.
+            "POSTGRES_PRE_PING": "n",
             # Several processes creating the tables at once can fail; `serve` creates them
             # once and starts its workers with COOP_LEDGER_CREATE_TABLES=n.
             "CREATE_TABLE": os.environ.get("COOP_LEDGER_CREATE_TABLES", "y"),

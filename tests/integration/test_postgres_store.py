@@ -1,0 +1,85 @@
+"""The PostgreSQL recorder replaces dead connections itself and never doubles a save."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from ledger import Ledger, StoreConfig
+from ledger.pg_recorder import LockFreePostgresRecorder
+from tests.integration.support import Clock, World
+
+
+@pytest.fixture
+def world(postgres_url: str) -> Iterator[World]:
+    clock = Clock()
+    ledger = Ledger(StoreConfig.from_url(postgres_url), clock=clock)
+    yield World.create(ledger, clock)
+    ledger.close()
+
+
+def recorder_of(world: World) -> LockFreePostgresRecorder:
+    assert isinstance(world.ledger.recorder, LockFreePostgresRecorder)
+    return world.ledger.recorder
+
+
+def test_a_command_after_the_servers_connections_died_succeeds_on_a_fresh_one(
+    world: World, postgres_url: str
+) -> None:
+    coop_id = world.found(size=3)
+    world.ledger.take_work(coop_id, client_ref="before", actor=world.people[0])  # now cached
+    config = StoreConfig.from_url(postgres_url)
+    with psycopg.connect(config.conninfo, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None
+    assert killed[0] > 0
+    result = world.ledger.take_work(coop_id, client_ref="after the outage", actor=world.people[0])
+    assert world.ledger.get_cooperative(coop_id).version == result.version
+
+
+def test_a_save_whose_answer_was_lost_after_commit_is_acknowledged_once_not_doubled(
+    world: World,
+) -> None:
+    coop_id = world.found(size=3)
+    recorder = recorder_of(world)
+    original = recorder.save
+    calls: list[int] = []
+
+    def commit_then_lose_the_answer(curs: Any, stored_events: Any, links: Any) -> list[int]:
+        calls.append(len(stored_events))
+        ids = original(curs, stored_events, links)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return ids
+
+    recorder.save = commit_then_lose_the_answer  # type: ignore[method-assign]
+    before = world.ledger.recorder.max_notification_id() or 0
+    result = world.ledger.take_work(coop_id, client_ref="once", actor=world.people[0])
+    assert len(calls) == 2, "sent again on a fresh connection"
+    stored = world.ledger.recorder.select_notifications(start=before + 1, limit=10)
+    assert [n.id for n in stored] == [result.position], "one event, acknowledged at its position"
+    coop = world.ledger.get_cooperative(coop_id)
+    assert [w.client_ref for w in coop.work.values()].count("once") == 1
+
+
+def test_a_save_that_never_gets_a_connection_fails_at_once(world: World) -> None:
+    coop_id = world.found(size=3)
+    world.ledger.take_work(coop_id, client_ref="up", actor=world.people[0])  # now cached
+    recorder = recorder_of(world)
+    calls: list[int] = []
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        calls.append(1)
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    recorder.datastore.get_connection = refuse  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        world.ledger.take_work(coop_id, client_ref="down", actor=world.people[0])
+    assert len(calls) == 1, "no second wait for a pool that has nothing to lend"
