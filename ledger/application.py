@@ -153,6 +153,24 @@ class Ledger(Application[UUID]):
     def construct_transcoder(self) -> Transcoder:
         return make_transcoder()
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save for our aggregates, without its runtime protocol checks.
+
+        ``isinstance`` against the library's runtime-checkable protocols costs tens of
+        microseconds per command; a Ledger only ever saves Cooperative aggregates.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in objs:
+            if aggregate is None:
+                continue
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # The library's EventStore.put, plus the hash chain's links in the same transaction.
         events = processing_event.events
