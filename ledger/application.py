@@ -286,8 +286,14 @@ class Ledger(Application[UUID]):
     ) -> CommandResult:
         for attempt in range(self.max_attempts):
             # The cached aggregate is used without a copy: this lock gives the command sole
-            # use of it in this process, and any failure evicts it.
-            with self._stripes[hash(cooperative_id) % len(self._stripes)]:
+            # use of it in this process, and any failure evicts it. After a lost race, the
+            # retry queues behind the other writers of this cooperative, in every process.
+            queue = (
+                self.db.queue((cooperative_id.int >> 64) - (1 << 63))
+                if attempt
+                else contextlib.nullcontext()
+            )
+            with self._stripes[hash(cooperative_id) % len(self._stripes)], queue:
                 try:
                     outcome = self._attempt(cooperative_id, act, expected_version)
                 except BaseException:
@@ -295,8 +301,9 @@ class Ledger(Application[UUID]):
                     raise
             if outcome is not None:
                 return outcome
-            # Someone else wrote first. Full jitter, so colliding writers do not collide again.
-            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
+            if self.config.kind == "sqlite":
+                # Full jitter, so colliding writers do not collide again.
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
         raise ConcurrencyConflict(
             f"cooperative {cooperative_id} kept changing; "
             f"gave up after {self.max_attempts} attempts"

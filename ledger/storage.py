@@ -238,6 +238,26 @@ class Database:
             raise
         conn.execute("COMMIT")
 
+    @contextmanager
+    def queue(self, key: int) -> Iterator[None]:
+        """Wait for and hold a PostgreSQL advisory lock on ``key`` (any 64-bit integer).
+
+        Writers that lost a race on one aggregate line up here instead of racing again;
+        the lock is the session's, so a holder that dies releases it. SQLite already lets
+        one writer in at a time: nothing to do there.
+        """
+        if self._pool is None:
+            yield
+            return
+        with self._pool.connection() as pg:
+            pg.execute("SELECT pg_advisory_lock(%s)", (key,))
+            pg.commit()
+            try:
+                yield
+            finally:
+                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                pg.commit()
+
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the file and empty it (waits for readers)."""
         conn = self._sqlite()
