@@ -81,46 +81,70 @@ class LockFreePostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=Identifier(chain_name)),
         ]
         # Rendered once: composing SQL objects costs tens of microseconds per execution.
-        self.save_statement = SQL(
-            "WITH saved AS ("
-            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-            " RETURNING notification_id),"
-            " linked AS ("
-            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
-            " SELECT notification_id FROM saved ORDER BY notification_id"
-        ).format(schema=schema, events=events, chain=Identifier(chain_name)).as_string(None)
-        self.save_one_statement = SQL(
-            "WITH saved AS ("
-            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-            " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
-            " linked AS ("
-            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-            " VALUES (%s, %s, %s, %s))"
-            " SELECT notification_id FROM saved"
-        ).format(schema=schema, events=events, chain=Identifier(chain_name)).as_string(None)
-        self.landed_statement = SQL(
-            "SELECT originator_id, originator_version, topic, state, notification_id"
-            " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
-            " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
-        ).format(schema=schema, events=events).as_string(None)
-        self.read_log_statement = SQL(
-            "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
-            " originator_version, topic, state FROM {schema}.{events}"
-            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
-            " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-            " ORDER BY transaction_id, notification_id LIMIT %s"
-        ).format(schema=schema, events=events).as_string(None)
-        self.covers_statement = SQL(
-            "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
-            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
-            " AND notification_id <= %s) AS covered"
-        ).format(schema=schema, events=events).as_string(None)
-        self.pending_statement = SQL(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM {schema}.{events}"
-            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s) LIMIT %s) AS later"
-        ).format(schema=schema, events=events).as_string(None)
+        self.save_statement = (
+            SQL(
+                "WITH saved AS ("
+                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+                " RETURNING notification_id),"
+                " linked AS ("
+                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
+                " SELECT notification_id FROM saved ORDER BY notification_id"
+            )
+            .format(schema=schema, events=events, chain=Identifier(chain_name))
+            .as_string(None)
+        )
+        self.save_one_statement = (
+            SQL(
+                "WITH saved AS ("
+                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+                " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
+                " linked AS ("
+                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+                " VALUES (%s, %s, %s, %s))"
+                " SELECT notification_id FROM saved"
+            )
+            .format(schema=schema, events=events, chain=Identifier(chain_name))
+            .as_string(None)
+        )
+        self.landed_statement = (
+            SQL(
+                "SELECT originator_id, originator_version, topic, state, notification_id"
+                " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
+                " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+            )
+            .format(schema=schema, events=events)
+            .as_string(None)
+        )
+        self.read_log_statement = (
+            SQL(
+                "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
+                " originator_version, topic, state FROM {schema}.{events}"
+                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+                " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+                " ORDER BY transaction_id, notification_id LIMIT %s"
+            )
+            .format(schema=schema, events=events)
+            .as_string(None)
+        )
+        self.covers_statement = (
+            SQL(
+                "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
+                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+                " AND notification_id <= %s) AS covered"
+            )
+            .format(schema=schema, events=events)
+            .as_string(None)
+        )
+        self.pending_statement = (
+            SQL(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM {schema}.{events}"
+                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s) LIMIT %s) AS later"
+            )
+            .format(schema=schema, events=events)
+            .as_string(None)
+        )
         self._checked = False
 
     def create_table(self) -> None:
