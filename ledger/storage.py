@@ -174,7 +174,12 @@ class Database:
                 min_size=1,
                 max_size=pool_size,
                 open=True,
-                kwargs={"autocommit": False},
+                # A transaction left open holds every projection back (the readers wait
+                # below the cluster's xmin): a crashed client's must not stay open for long.
+                kwargs={
+                    "autocommit": False,
+                    "options": "-c idle_in_transaction_session_timeout=60000",
+                },
                 check=ConnectionPool.check_connection,
                 timeout=3,
                 # Back within seconds of the database, not after psycopg's doubling waits.
