@@ -59,6 +59,7 @@ from ledger.state import (
 
 MAX_TEXT = 4000
 MAX_MINUTES_PER_ENTRY = 24 * 60
+CLOSED_WORK = (WorkStatus.COMPLETED, WorkStatus.MOVED)
 
 
 def one_year_after(moment: datetime) -> datetime:
@@ -108,6 +109,21 @@ def check_reason(reason: str | None) -> None:
             raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
 
 
+def retire_closed_work(
+    work: dict[UUID, Work],
+    closed_work: dict[UUID, WorkStatus],
+    hours: dict[UUID, HoursEntry],
+    work_ids: Iterable[UUID],
+) -> None:
+    """Completed or moved work that no hours in the state are billed to keeps only its status."""
+    billed_to = {entry.work_id for entry in hours.values()}
+    for work_id in work_ids:
+        item = work.get(work_id)
+        if item is not None and item.status in CLOSED_WORK and work_id not in billed_to:
+            del work[work_id]
+            closed_work[work_id] = item.status
+
+
 def _subject(kind: ProposalKind, subject: UUID | None) -> UUID:
     if subject is None:
         raise InvalidInput(f"a proposal to {kind.value} names its subject", field="subject")
@@ -115,7 +131,16 @@ def _subject(kind: ProposalKind, subject: UUID | None) -> UUID:
 
 
 class Cooperative(Aggregate):
-    """A self-governing group of at most 20 members who decide as equals."""
+    """A self-governing group of at most 20 members who decide as equals.
+
+    Its state is the size of its open business, not of its history: a decided proposal,
+    a settled invoice and closed work leave only what a refusal still needs (an id, a
+    number, a status). The events keep everything else; ``ledger.history`` reads it there.
+    """
+
+    # The version of the state a snapshot holds (the library upcasts older snapshots):
+    # version 1 kept every proposal, invoice and piece of work the cooperative ever had.
+    class_version = 2
 
     class Event(Aggregate.Event):
         actor: UUID
@@ -186,14 +211,41 @@ class Cooperative(Aggregate):
         self.mentor_until: datetime | None = None
         self.mentorship_ended = False
         self.coordinator_id: UUID | None = None
+        # Open proposals; of a decided one only its id, for ProposalClosed and unique ids.
         self.proposals: dict[UUID, Proposal] = {}
+        self.closed_proposals: set[UUID] = set()
+        # Open and released work, and closed work while hours here are still billed to it;
+        # of other closed work only its status, for WorkClosed and NotYourWork.
         self.work: dict[UUID, Work] = {}
+        self.closed_work: dict[UUID, WorkStatus] = {}
+        # Hours not yet invoiced or on an invoice not yet paid in full; paid hours leave.
         self.hours: dict[UUID, HoursEntry] = {}
+        # Invoices not yet paid in full or credited; numbers run 1..invoices_issued.
         self.invoices: dict[int, Invoice] = {}
+        self.invoices_issued = 0
+        self.credited_invoices: set[int] = set()
         self.credit_notes = 0
         self.parent_id: UUID | None = None
         self.children: list[UUID] = []
         self.conversion_id: UUID | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 snapshot kept all history: keep its open business, as events now do."""
+        proposals: dict[UUID, Proposal] = state["proposals"]
+        state["proposals"] = {i: p for i, p in proposals.items() if p.is_open}
+        state["closed_proposals"] = {i for i, p in proposals.items() if not p.is_open}
+        invoices: dict[int, Invoice] = state["invoices"]
+        paid = {n for n, i in invoices.items() if i.status is InvoiceStatus.PAID}
+        state["invoices"] = {n: i for n, i in invoices.items() if i.status is InvoiceStatus.ISSUED}
+        state["invoices_issued"] = max(invoices, default=0)
+        state["credited_invoices"] = {
+            n for n, i in invoices.items() if i.status is InvoiceStatus.CREDITED
+        }
+        hours: dict[UUID, HoursEntry] = state["hours"]
+        state["hours"] = {i: e for i, e in hours.items() if e.invoice_number not in paid}
+        state["closed_work"] = {}
+        retire_closed_work(state["work"], state["closed_work"], state["hours"], list(state["work"]))
 
     @classmethod
     def found(
@@ -315,35 +367,40 @@ class Cooperative(Aggregate):
         if len(moving) >= len(self.members):
             raise SplitInvalid("both cooperatives keep at least one member", field="split")
 
-    def proposal(self, proposal_id: UUID) -> Proposal:
-        try:
-            return self.proposals[proposal_id]
-        except KeyError:
-            raise ProposalNotFound(f"no proposal {proposal_id}", field="proposal_id") from None
-
     def open_proposal(self, proposal_id: UUID) -> Proposal:
-        proposal = self.proposal(proposal_id)
-        if not proposal.is_open:
+        proposal = self.proposals.get(proposal_id)
+        if proposal is not None:
+            return proposal
+        if proposal_id in self.closed_proposals:
             raise ProposalClosed(f"proposal {proposal_id} is closed", field="proposal_id")
-        return proposal
+        raise ProposalNotFound(f"no proposal {proposal_id}", field="proposal_id")
 
-    def work_item(self, work_id: UUID) -> Work:
+    def check_work_known(self, work_id: UUID) -> WorkStatus:
+        """The work's status; closed work that left the state is still known by it."""
+        work = self.work.get(work_id)
+        if work is not None:
+            return work.status
         try:
-            return self.work[work_id]
+            return self.closed_work[work_id]
         except KeyError:
             raise WorkNotFound(f"no work {work_id}", field="work_id") from None
 
-    def check_holds_open_work(self, actor: UUID, work: Work) -> None:
-        if work.status is WorkStatus.COMPLETED:
-            raise WorkClosed(f"work {work.id} is completed", field="work_id")
-        if work.holder != actor:
+    def check_holds_open_work(self, actor: UUID, work_id: UUID) -> None:
+        if self.check_work_known(work_id) is WorkStatus.COMPLETED:
+            raise WorkClosed(f"work {work_id} is completed", field="work_id")
+        work = self.work.get(work_id)
+        if work is None or work.holder != actor:
             raise NotYourWork("only the member who holds this work acts on it", field="work_id")
 
-    def invoice(self, number: int) -> Invoice:
-        try:
-            return self.invoices[number]
-        except KeyError:
-            raise InvoiceNotFound(f"no invoice number {number}", field="number") from None
+    def check_invoice_known(self, number: int) -> InvoiceStatus:
+        """The invoice's status; a settled invoice is known by its number alone."""
+        if number in self.invoices:
+            return InvoiceStatus.ISSUED
+        if not isinstance(number, int) or not 0 < number <= self.invoices_issued:
+            raise InvoiceNotFound(f"no invoice number {number}", field="number")
+        if number in self.credited_invoices:
+            return InvoiceStatus.CREDITED
+        return InvoiceStatus.PAID
 
     # ---- membership ---------------------------------------------------------------
 
@@ -538,7 +595,7 @@ class Cooperative(Aggregate):
             raise InvalidInput("closes_at must lie in the future", field="closes_at")
         self.check_proposal_payload(kind, subject, new_rules, split, at)
         proposal_id = proposal_id or uuid4()
-        if proposal_id in self.proposals:
+        if proposal_id in self.proposals or proposal_id in self.closed_proposals:
             raise InvalidInput(f"proposal {proposal_id} already exists", field="proposal_id")
         self.trigger_event(
             self.ProposalRaised,
@@ -634,29 +691,25 @@ class Cooperative(Aggregate):
         tally: Tally
         rule_applied: str
 
-    class ProposalAdopted(ProposalDecided):
         def apply(self, aggregate: Cooperative) -> None:
-            aggregate.proposals[self.proposal_id].outcome = Outcome.ADOPTED
-            aggregate.proposals[self.proposal_id].settle()
+            # The events hold the text, the tally and every vote; the state keeps only the
+            # id, so it stays the size of the open business (and so does each snapshot).
+            del aggregate.proposals[self.proposal_id]
+            aggregate.closed_proposals.add(self.proposal_id)
+
+    class ProposalAdopted(ProposalDecided):
+        """Adopted: its effect follows in the same write."""
 
     class ProposalRejected(ProposalDecided):
-        def apply(self, aggregate: Cooperative) -> None:
-            aggregate.proposals[self.proposal_id].outcome = Outcome.REJECTED
-            aggregate.proposals[self.proposal_id].settle()
+        """Rejected by the vote."""
 
     class ProposalExpired(ProposalDecided):
-        def apply(self, aggregate: Cooperative) -> None:
-            aggregate.proposals[self.proposal_id].outcome = Outcome.EXPIRED
-            aggregate.proposals[self.proposal_id].settle()
+        """Closed without a quorum."""
 
     class ProposalLapsed(ProposalDecided):
         """Adopted by the vote, but its effect became impossible before closing (e.g. full)."""
 
         refusal: str
-
-        def apply(self, aggregate: Cooperative) -> None:
-            aggregate.proposals[self.proposal_id].lapsed = True
-            aggregate.proposals[self.proposal_id].settle()
 
     def everyone_voted(self, proposal: Proposal) -> bool:
         remaining = [m for m in proposal.electorate if m in self.members]
@@ -760,6 +813,7 @@ class Cooperative(Aggregate):
                 work.status = WorkStatus.MOVED
                 work.holder = None
                 work.handover_to = None
+            retire_closed_work(aggregate.work, aggregate.closed_work, aggregate.hours, moved)
 
     def _split(self, plan: SplitPlan, effect: dict[str, Any]) -> Cooperative:
         moving = set(plan.moving_members)
@@ -838,12 +892,12 @@ class Cooperative(Aggregate):
     ) -> UUID:
         """Take on a piece of client work oneself, or pick up work a leaving member released."""
         self.check_is_member(actor)
-        if work_id is not None and work_id in self.work:
-            work = self.work[work_id]
-            if work.status is not WorkStatus.RELEASED:
+        if work_id is not None and (work_id in self.work or work_id in self.closed_work):
+            if self.check_work_known(work_id) is not WorkStatus.RELEASED:
                 raise NotYourWork(
                     "this work is held by a member; ask for a handover", field="work_id"
                 )
+            work = self.work[work_id]
             client_ref, description = work.client_ref, work.description
         work_id = work_id or uuid4()
         self.trigger_event(
@@ -887,7 +941,7 @@ class Cooperative(Aggregate):
         reason: str | None = None,
     ) -> UUID:
         """Log time spent on one's own work."""
-        self.check_holds_open_work(actor, self.work_item(work_id))
+        self.check_holds_open_work(actor, work_id)
         if not 0 < minutes <= MAX_MINUTES_PER_ENTRY:
             raise InvalidInput(
                 f"minutes must be between 1 and {MAX_MINUTES_PER_ENTRY}", field="minutes"
@@ -924,7 +978,7 @@ class Cooperative(Aggregate):
         reason: str | None = None,
     ) -> None:
         """Offer one's work to another member; it moves when they accept."""
-        self.check_holds_open_work(actor, self.work_item(work_id))
+        self.check_holds_open_work(actor, work_id)
         self.check_is_member(to_member, field="to_member")
         if to_member == actor:
             raise InvalidInput("work is handed over to another member", field="to_member")
@@ -952,9 +1006,9 @@ class Cooperative(Aggregate):
     ) -> None:
         """Accept work handed over to oneself; from now on one is the client's contact."""
         self.check_is_member(actor)
-        work = self.work_item(work_id)
-        if work.status is not WorkStatus.OPEN:
+        if self.check_work_known(work_id) is not WorkStatus.OPEN:
             raise WorkClosed(f"work {work_id} is not open", field="work_id")
+        work = self.work[work_id]
         if work.handover_to is not None and work.handover_to != actor:
             raise NotYourWork("this work was offered to another member", field="work_id")
         if work.handover_to != actor or work.holder is None:
@@ -975,12 +1029,13 @@ class Cooperative(Aggregate):
             work = aggregate.work[self.work_id]
             work.status = WorkStatus.COMPLETED
             work.handover_to = None
+            retire_closed_work(aggregate.work, aggregate.closed_work, aggregate.hours, [work.id])
 
     def complete_work(
         self, work_id: UUID, *, actor: UUID, at: datetime, reason: str | None = None
     ) -> None:
         """Mark one's work done; its logged hours can still be invoiced."""
-        self.check_holds_open_work(actor, self.work_item(work_id))
+        self.check_holds_open_work(actor, work_id)
         self.trigger_event(
             self.WorkCompleted, timestamp=at, work_id=work_id, actor=actor, reason=reason
         )
@@ -1004,6 +1059,7 @@ class Cooperative(Aggregate):
                 self.timestamp,
                 self.actor,
             )
+            aggregate.invoices_issued = self.number
             for entry_id in self.entry_ids:
                 aggregate.hours[entry_id].invoice_number = self.number
 
@@ -1035,7 +1091,7 @@ class Cooperative(Aggregate):
                 f"no logged, uninvoiced hours for client '{client_ref}'", field="client_ref"
             )
         minutes = sum(e.minutes for e in entries)
-        number = len(self.invoices) + 1
+        number = self.invoices_issued + 1
         self.trigger_event(
             self.InvoiceIssued,
             timestamp=at,
@@ -1060,9 +1116,10 @@ class Cooperative(Aggregate):
             if invoice.status is InvoiceStatus.PAID:
                 # Paid hours can never be billed or credited again: keep the state (and
                 # every snapshot) the size of the open business, not of the whole history.
-                for entry_id in invoice.entry_ids:
-                    aggregate.hours.pop(entry_id, None)
-                invoice.entry_ids = ()
+                del aggregate.invoices[self.number]
+                paid = [aggregate.hours.pop(e) for e in invoice.entry_ids if e in aggregate.hours]
+                work_ids = {entry.work_id for entry in paid}
+                retire_closed_work(aggregate.work, aggregate.closed_work, aggregate.hours, work_ids)
 
     def register_payment(
         self,
@@ -1075,9 +1132,10 @@ class Cooperative(Aggregate):
     ) -> None:
         """Record a client's payment (in full or in part) against an invoice."""
         self.check_may_invoice(actor, at)
-        invoice = self.invoice(number)
-        if invoice.status is not InvoiceStatus.ISSUED:
-            raise InvoiceSettled(f"invoice {number} is {invoice.status.value}", field="number")
+        status = self.check_invoice_known(number)
+        if status is not InvoiceStatus.ISSUED:
+            raise InvoiceSettled(f"invoice {number} is {status.value}", field="number")
+        invoice = self.invoices[number]
         if amount_cents <= 0:
             raise InvalidInput("amount_cents must be positive", field="amount_cents")
         if amount_cents > invoice.outstanding_cents:
@@ -1102,8 +1160,8 @@ class Cooperative(Aggregate):
         amount_cents: int
 
         def apply(self, aggregate: Cooperative) -> None:
-            invoice = aggregate.invoices[self.number]
-            invoice.credit_note_number = self.credit_note_number
+            invoice = aggregate.invoices.pop(self.number)
+            aggregate.credited_invoices.add(self.number)
             aggregate.credit_notes = self.credit_note_number
             for entry_id in invoice.entry_ids:
                 entry = aggregate.hours.get(entry_id)
@@ -1115,10 +1173,11 @@ class Cooperative(Aggregate):
     ) -> int:
         """Cancel an unpaid invoice with a credit note; the invoice itself never changes."""
         self.check_may_invoice(actor, at)
-        invoice = self.invoice(number)
-        if invoice.status is not InvoiceStatus.ISSUED or invoice.paid_cents:
+        status = self.check_invoice_known(number)
+        invoice = self.invoices.get(number)
+        if invoice is None or invoice.paid_cents:
             raise InvoiceSettled(
-                f"invoice {number} is {invoice.status.value} or partly paid; "
+                f"invoice {number} is {status.value} or partly paid; "
                 "only an unpaid invoice is credited",
                 field="number",
             )

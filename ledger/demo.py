@@ -315,7 +315,7 @@ class Story:
         if (actor := self.invoicer(coop)) is None:  # handed over, nobody appointed yet
             self.at(self.later(days=1), partial(self.invoice, name))
             return
-        if name == self.misbilled and self.aggregate(coop).invoices and self.unbilled(coop):
+        if name == self.misbilled and self.aggregate(coop).invoices_issued and self.unbilled(coop):
             self.misbilled = None
             wrong = self.use(coop, self.ledger.issue_invoice, client_ref=self.unbilled(coop)[0],
                              hourly_rate_cents=coop.rate + 1000, actor=actor)  # fmt: skip

@@ -19,10 +19,12 @@ from uuid import UUID
 from ledger.application import Ledger
 from ledger.cooperative import Cooperative
 from ledger.errors import CooperativeNotFound, InvalidInput
-from ledger.state import WorkStatus
+from ledger.state import Invoice, Proposal, WorkStatus
 
 # JSON values only (see ``describe``), so a state compares, serialises and travels as is.
 CooperativeState = dict[str, Any]
+# A decision's outcome, by the name of the event that recorded it.
+OUTCOMES = {f"Proposal{o.title()}": o for o in ("adopted", "rejected", "expired", "lapsed")}
 
 # Versions and positions are 64-bit in both stores; a larger number cannot name a moment.
 MAX_NUMBER = 2**63 - 1
@@ -197,8 +199,51 @@ def locate(ledger: Ledger, cooperative_id: UUID, moment: Moment, field: str | No
     return Point(coop, position, judged)
 
 
-def describe(coop: Cooperative, moment: datetime | None = None) -> CooperativeState:
-    """The cooperative's state in JSON values; whether the mentor is active, at ``moment``."""
+@dataclass(frozen=True)
+class Settled:
+    """What the aggregate no longer keeps, read from its events: decisions and all invoices."""
+
+    decisions: list[dict[str, Any]]
+    invoices: list[Invoice]
+
+
+def settled(ledger: Ledger, cooperative_id: UUID, version: int) -> Settled:
+    """Every decision and invoice of the cooperative up to ``version``, from its events."""
+    raised: dict[UUID, tuple[datetime, Any]] = {}
+    decided: dict[UUID, str] = {}
+    invoices: dict[int, Invoice] = {}
+    for e in ledger.events.get(cooperative_id, lte=version):
+        if isinstance(e, Cooperative.ProposalRaised):
+            raised[e.proposal_id] = (e.timestamp, e.kind)
+        elif isinstance(e, Cooperative.ProposalDecided):
+            decided[e.proposal_id] = OUTCOMES[type(e).__name__]
+        elif isinstance(e, Cooperative.InvoiceIssued):
+            invoices[e.number] = Invoice(
+                e.number,
+                e.client_ref,
+                e.entry_ids,
+                e.hourly_rate_cents,
+                e.amount_cents,
+                e.timestamp,
+                e.actor,
+            )
+        elif isinstance(e, Cooperative.InvoicePaid):
+            invoices[e.number].paid_cents += e.amount_cents
+        elif isinstance(e, Cooperative.InvoiceCredited):
+            invoices[e.number].credit_note_number = e.credit_note_number
+    decisions = [
+        {"id": p, "kind": raised[p][1], "outcome": outcome}
+        for p, outcome in sorted(decided.items(), key=lambda d: (raised[d[0]][0], str(d[0])))
+    ]
+    return Settled(decisions, sorted(invoices.values(), key=lambda i: i.number))
+
+
+def describe(coop: Cooperative, past: Settled, moment: datetime | None = None) -> CooperativeState:
+    """The cooperative's state in JSON values; whether the mentor is active, at ``moment``.
+
+    ``past`` (see ``settled``) comes from the events: the aggregate keeps only open
+    business, not its decisions and settled invoices.
+    """
     moment = moment or coop.modified_on
     proposals = sorted(coop.proposals.values(), key=lambda p: (p.raised_at, str(p.id)))
     work = sorted(coop.work.values(), key=lambda w: (w.since, str(w.id)))
@@ -221,15 +266,11 @@ def describe(coop: Cooperative, moment: datetime | None = None) -> CooperativeSt
             "rules": coop.rules,
             # The aggregate keeps a proposal's electorate and votes until it is decided.
             "open_proposals": [p for p in proposals if p.is_open],
-            "decisions": [
-                {"id": p.id, "kind": p.kind, "outcome": "lapsed" if p.lapsed else p.outcome}
-                for p in proposals
-                if not p.is_open
-            ],
+            "decisions": past.decisions,
             "invoices": [
                 {k: v for k, v in vars(i).items() if k != "entry_ids"}
                 | {"status": i.status, "outstanding_cents": i.outstanding_cents}
-                for i in sorted(coop.invoices.values(), key=lambda i: i.number)
+                for i in past.invoices
             ],
             # Released work is open business too: it waits for a member to pick it up.
             "open_work": [w for w in work if w.status in (WorkStatus.OPEN, WorkStatus.RELEASED)],
@@ -240,7 +281,8 @@ def describe(coop: Cooperative, moment: datetime | None = None) -> CooperativeSt
 
 def state_at(ledger: Ledger, cooperative_id: UUID, moment: Moment) -> CooperativeState:
     point = locate(ledger, cooperative_id, moment)
-    return {"as_of": point.as_of(), **describe(point.coop, point.moment)}
+    past = settled(ledger, cooperative_id, point.coop.version)
+    return {"as_of": point.as_of(), **describe(point.coop, past, point.moment)}
 
 
 def state_as_of(
@@ -259,7 +301,6 @@ def state_as_of(
 
 _LISTS = "joined left started ended rules_changed raised decisions splits issued paid credited work"
 Events = list[dict[str, Any]]
-OUTCOMES = {f"Proposal{o.title()}": o for o in ("adopted", "rejected", "expired", "lapsed")}
 
 
 class _Walk:
@@ -269,6 +310,9 @@ class _Walk:
         self.start, self.end = start, end
         self.members = set(start.coop.members)
         self.holders = {w.id: w.holder for w in start.coop.work.values()}
+        # Closed work leaves the aggregate: its client is known from the start or its taking.
+        self.clients = {w.id: w.client_ref for w in start.coop.work.values()}
+        self.raised: dict[UUID, Proposal | Cooperative.ProposalRaised] = dict(start.coop.proposals)
         self.owed = {n: [i.amount_cents, i.paid_cents] for n, i in start.coop.invoices.items()}
         self.rules = start.coop.rules
         self.decisions: dict[UUID, dict[str, Any]] = {}
@@ -298,7 +342,7 @@ class _Walk:
         return [decision["events"][0], cause]
 
     def _work(self, work_id: UUID, change: str, to: UUID | None, events: Events) -> None:
-        client = self.end.coop.work[work_id].client_ref
+        client = self.clients[work_id]
         holder = self.holders.get(work_id)
         self._add("work", events, work_id=work_id, client_ref=client, change=change)
         self.out["work"][-1] |= plain({"from": holder, "to": to})
@@ -339,12 +383,14 @@ class _Walk:
         self.rules = e.rules
 
     def _ProposalRaised(self, e: Cooperative.ProposalRaised, cause: Any) -> None:
+        self.raised[e.proposal_id] = e
         self._add(
             "raised", [cause], proposal_id=e.proposal_id, kind=e.kind, electorate=e.electorate
         )
 
     def _decided(self, e: Cooperative.ProposalDecided, cause: Any, outcome: str) -> None:
-        proposal = self.end.coop.proposals[e.proposal_id]
+        # Open at the start or raised since: a decided proposal leaves the aggregate.
+        proposal = self.raised[e.proposal_id]
         self.decisions[e.proposal_id] = self._add(
             "decisions",
             [cause],
@@ -372,6 +418,7 @@ class _Walk:
 
     def _WorkTaken(self, e: Cooperative.WorkTaken, cause: Any) -> None:
         # Work this cooperative knew already was released by a member who left.
+        self.clients[e.work_id] = e.client_ref
         self._work(
             e.work_id, "picked_up" if e.work_id in self.holders else "taken", e.actor, [cause]
         )
@@ -405,9 +452,10 @@ class _Walk:
     def result(self) -> dict[str, Any]:
         start, end, out = self.start.coop, self.end.coop, self.out
         for work_id, (to, cause) in self.offers.items():
-            if end.work[work_id].handover_to == to:  # offered, not (yet) accepted
+            work = end.work.get(work_id)
+            if work is not None and work.handover_to == to:  # offered, not (yet) accepted
                 self._work(work_id, "handover_offered", to, [cause])
-                self.holders[work_id] = end.work[work_id].holder
+                self.holders[work_id] = work.holder
         lapsed = start.mentor_is_active(self.start.moment) and not end.mentor_is_active(
             self.end.moment
         )

@@ -55,13 +55,9 @@ class Proposal:
 
     @property
     def is_open(self) -> bool:
+        # The aggregate keeps open proposals only (a decided one leaves only its id behind);
+        # a version 1 snapshot still holds decided ones until its upcaster drops them.
         return self.outcome is None and not self.lapsed
-
-    def settle(self) -> None:
-        """Forget who voted how once decided: the event holds the tally, the audit the votes,
-        and the aggregate (and each snapshot) stays the size of its open business."""
-        self.votes = {}
-        self.electorate = ()
 
 
 class WorkStatus(StrEnum):

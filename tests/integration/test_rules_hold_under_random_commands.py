@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from ledger import Cooperative, DecisionMode, DecisionRules, Ledger, SplitPlan
 from ledger.errors import RuleViolation
-from ledger.rules import MAX_MEMBERS, Outcome, ProposalKind
+from ledger.rules import MAX_MEMBERS, ProposalKind
 from ledger.state import WorkStatus
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
@@ -326,16 +326,17 @@ class CooperativeMachine(RuleBasedStateMachine):
         for coop_id in self.coop_ids:
             coop = self.ledger.get_cooperative(coop_id)
             replay: Cooperative | None = None
-            for event in self.ledger.events.get(coop_id):
+            events = list(self.ledger.events.get(coop_id))
+            for event in events:
                 replay = event.mutate(replay)  # type: ignore[attr-defined]
                 assert event.actor is not None  # type: ignore[attr-defined]
                 assert event.timestamp.utcoffset() == timedelta(0)
             assert replay is not None
             assert state(coop) == state(replay), "a reload must equal a full replay"
-            check_invariants(coop)
+            check_invariants(coop, events)
 
 
-def check_invariants(coop: Cooperative) -> None:
+def check_invariants(coop: Cooperative, events: list[Any]) -> None:
     # Rule 1: never more than the cap, and the cap never above 20.
     assert len(coop.members) <= coop.rules.member_cap <= MAX_MEMBERS
     # Rule 6: the mentor is not a member.
@@ -347,15 +348,23 @@ def check_invariants(coop: Cooperative) -> None:
         assert set(proposal.votes) <= set(proposal.electorate)
         assert coop.mentor_id not in proposal.votes
     # Rule 3: an adopted admission made the subject a member (unless they left since).
-    for proposal in coop.proposals.values():
-        if proposal.kind is ProposalKind.ADMIT_MEMBER and proposal.outcome is Outcome.ADOPTED:
-            assert proposal.subject in coop.members or proposal.subject in coop.former_members
+    # A decided proposal leaves the aggregate: its kind and outcome are in the events.
+    raised = {e.proposal_id: e for e in events if isinstance(e, Cooperative.ProposalRaised)}
+    for e in events:
+        if isinstance(e, Cooperative.ProposalAdopted):
+            admission = raised[e.proposal_id]
+            if admission.kind is ProposalKind.ADMIT_MEMBER:
+                assert admission.subject in coop.members or admission.subject in coop.former_members
     # Rule 9: open work is held by a member.
     for work in coop.work.values():
         if work.status is WorkStatus.OPEN:
             assert work.holder in coop.members
     # Rule 10: invoice numbers run 1..n without gaps, and no hour is billed twice.
-    assert sorted(coop.invoices) == list(range(1, len(coop.invoices) + 1))
+    issued = [e.number for e in events if isinstance(e, Cooperative.InvoiceIssued)]
+    assert issued == list(range(1, coop.invoices_issued + 1))
+    # Settled invoices leave the aggregate: only the open ones (and credited numbers) stay.
+    assert set(coop.invoices).isdisjoint(coop.credited_invoices)
+    assert set(coop.invoices) | coop.credited_invoices <= set(issued)
     billed: set[UUID] = set()
     for invoice in coop.invoices.values():
         if invoice.credit_note_number is None:

@@ -154,6 +154,20 @@ def work_with_hours(
     return work_id, entries
 
 
+def outcome(coop: Cooperative, proposal_id: UUID) -> str:
+    """How a decided proposal ended ('adopted', 'rejected', 'expired' or 'lapsed').
+
+    Read from the pending events: the aggregate keeps only a decided proposal's id.
+    """
+    assert proposal_id in coop.closed_proposals
+    (decided,) = [
+        e
+        for e in coop.pending_events
+        if isinstance(e, Cooperative.ProposalDecided) and e.proposal_id == proposal_id
+    ]
+    return type(decided).__name__.removeprefix("Proposal").lower()
+
+
 def event_names(events: Iterable[object]) -> list[str]:
     return [type(e).__name__ for e in events]
 

@@ -107,7 +107,7 @@ def test_a_cooperative_may_lower_its_cap_by_decision_and_is_then_full_sooner() -
 
     with refused(coop, CooperativeFull):
         coop.admit_founding_member(uuid4(), actor=MENTOR, at=T0 + DAY)
-    assert decision in coop.proposals
+    assert decision in coop.closed_proposals
 
 
 def test_a_cap_above_twenty_is_refused_at_founding() -> None:

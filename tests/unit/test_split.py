@@ -40,7 +40,7 @@ from ledger.errors import (
     SplitInvalid,
     WorkClosed,
 )
-from ledger.rules import Outcome, ProposalKind, VoteChoice
+from ledger.rules import ProposalKind, VoteChoice
 from ledger.state import SplitPlan, WorkStatus
 
 SPLIT_AT = T0 + 10 * DAY
@@ -235,7 +235,7 @@ def test_a_split_needs_two_thirds_of_the_votes_cast() -> None:
 
     assert child is None
     assert event_names(coop.collect_events()) == ["ProposalRejected"]
-    assert coop.proposals[proposal_id].outcome is Outcome.REJECTED
+    assert proposal_id in coop.closed_proposals
     assert len(coop.members) == 6
     assert coop.children == []
 
