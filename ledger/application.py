@@ -26,7 +26,13 @@ from eventsourcing.application import (
     ProcessingEvent,
     Repository,
 )
-from eventsourcing.persistence import IntegrityError, Notification, Recording, Transcoder
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    Notification,
+    Recording,
+    Transcoder,
+)
 
 from ledger.chain import chain_links
 from ledger.cooperative import Cooperative
@@ -40,6 +46,7 @@ from ledger.errors import (
 )
 from ledger.log import EventLog
 from ledger.people import PeopleRegistry, Person
+from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
 from ledger.storage import Database, StoreConfig
@@ -49,6 +56,10 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 DEFAULT_VOTING_PERIOD = timedelta(days=7)
+# After this many lost races in one command, all commands on that cooperative in this
+# process queue (PostgreSQL) for CONTENDED_FOR_S: racing is cheaper until then.
+QUEUE_ALL_AFTER = 3
+CONTENDED_FOR_S = 2.0
 GROUP_SIZE = 6
 
 
@@ -90,6 +101,18 @@ def make_transcoder() -> OrjsonTranscoder:
     for cls in (*VALUE_TYPES, *ENUM_TYPES):
         transcoder.register(cls)
     return transcoder
+
+
+def snapshot_step(coop: Cooperative, interval: int) -> int:
+    """Events between snapshots: ``interval``, doubled for each doubling of a large state.
+
+    A snapshot costs time in proportion to the open business it holds (mostly hours not
+    yet invoiced); taken every ``interval`` events, a cooperative with thousands of such
+    entries would spend most of each command writing snapshots. Spacing them out as the
+    state grows keeps that cost per command flat. Deterministic, so every process agrees.
+    """
+    weight = len(coop.hours) + len(coop.work) + 20 * len(coop.proposals) + len(coop.invoices)
+    return interval << (weight // 512).bit_length()
 
 
 def balanced_chunks(items: Sequence[T], size: int) -> list[list[T]]:
@@ -142,8 +165,21 @@ class Ledger(Application[UUID]):
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
         self._stripes = [threading.Lock() for _ in range(64)]
+        # Cooperatives that lost a race lately, with when their queueing ends (monotonic).
+        self._contended: dict[UUID, float] = {}
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
         self.heads: dict[UUID, tuple[int, str]] = {}
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        if self.config.kind != "postgresql":
+            return super().construct_snapshot_store()
+        datastore = cast(LockFreePostgresRecorder, self.recorder).datastore
+        recorder = PostgresSnapshotRecorder(
+            datastore, events_table_name=f"{self.name.lower()}_snapshots"
+        )
+        if self.factory.env_create_table():  # type: ignore[attr-defined]
+            recorder.create_table()
+        return self.factory.event_store(mapper=self.mapper, recorder=recorder)
 
     @property
     def event_log(self) -> EventLog:
@@ -250,9 +286,10 @@ class Ledger(Application[UUID]):
         for aggregate_id, count in saved.items():
             aggregate = processing_event.aggregates.get(aggregate_id)
             interval = self.snapshotting_intervals.get(type(aggregate), 0)
-            if aggregate is None or not interval:
+            if not isinstance(aggregate, Cooperative) or not interval:
                 continue
-            if aggregate.version // interval > (aggregate.version - count) // interval:
+            step = snapshot_step(aggregate, interval)
+            if aggregate.version // step > (aggregate.version - count) // step:
                 self.snapshots.put([Cooperative.Snapshot.take(aggregate)])
 
     def close(self) -> None:
@@ -286,22 +323,32 @@ class Ledger(Application[UUID]):
     ) -> CommandResult:
         for attempt in range(self.max_attempts):
             # The cached aggregate is used without a copy: this lock gives the command sole
-            # use of it in this process, and any failure evicts it. After a lost race, the
-            # retry queues behind the other writers of this cooperative, in every process.
+            # use of it in this process, and any failure evicts it. After a lost race the
+            # retry queues behind the other queued writers of this cooperative (in every
+            # process) and brings its copy up to date first; see QUEUE_ALL_AFTER.
+            queued = self.db.kind == "postgresql" and (
+                attempt > 0 or self._contended.get(cooperative_id, 0.0) > time.monotonic()
+            )
             queue = (
                 self.db.queue((cooperative_id.int >> 64) - (1 << 63))
-                if attempt
+                if queued
                 else contextlib.nullcontext()
             )
             with self._stripes[hash(cooperative_id) % len(self._stripes)], queue:
                 try:
-                    outcome = self._attempt(cooperative_id, act, expected_version)
+                    outcome = self._attempt(cooperative_id, act, expected_version, queued)
                 except BaseException:
                     self.forget(cooperative_id)
                     raise
             if outcome is not None:
                 return outcome
-            if self.config.kind == "sqlite":
+            if attempt + 1 >= QUEUE_ALL_AFTER:
+                # Racing has become a lottery: every command here queues for a while, so a
+                # queued retry is no longer overtaken by first attempts (nobody starves).
+                self._contended[cooperative_id] = time.monotonic() + CONTENDED_FOR_S
+                if len(self._contended) > 10_000:
+                    self._contended.clear()
+            if self.db.kind == "sqlite":
                 # Full jitter, so colliding writers do not collide again.
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
         raise ConcurrencyConflict(
@@ -314,10 +361,17 @@ class Ledger(Application[UUID]):
         cooperative_id: UUID,
         act: Callable[[Cooperative, datetime], Any],
         expected_version: int | None,
+        catch_up: bool = False,
     ) -> CommandResult | None:
-        """One try of a command; None when a version conflict calls for another."""
+        """One try of a command; None when a version conflict calls for another.
+
+        ``catch_up`` brings a cached copy up to date with the events written since it was
+        cached (one query for a few events, where a reload would decode a snapshot).
+        """
         # Commands may start from a cached copy: a stale one fails its save and is reloaded.
         coop = self._load(self.repository, cooperative_id)
+        if catch_up:
+            self._catch_up(coop)
         if expected_version is not None and coop.version != expected_version:
             self.forget(cooperative_id)
             coop = self.get_cooperative(cooperative_id)
@@ -349,6 +403,20 @@ class Ledger(Application[UUID]):
         if self.repository.cache is not None:
             self.repository.cache.put(coop.id, coop)
         return self._result(coop, recordings, value)
+
+    def _catch_up(self, coop: Cooperative) -> None:
+        """Apply the events stored since ``coop``'s version, and follow their chain links."""
+        stored = self.recorder.select_events(coop.id, gt=coop.version)
+        if not stored:
+            return
+        head = self.heads.get(coop.id)
+        heads = {coop.id: head[1]} if head is not None and head[0] == coop.version else None
+        for record in stored:
+            cast(Cooperative.Event, self.mapper.to_domain_event(record)).mutate(coop)
+        if heads is not None:
+            # The links those events were stored with, without asking the store for them.
+            link = chain_links(stored, heads, {})[-1]
+            self.heads[coop.id] = (link.version, link.hash)
 
     def _result(
         self, coop: Cooperative, recordings: list[Recording[UUID]], value: Any = None

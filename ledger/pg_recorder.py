@@ -39,7 +39,11 @@ from eventsourcing.persistence import (
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import Link
@@ -345,3 +349,32 @@ def migrate_events_table(recorder: LockFreePostgresRecorder) -> bool:
         curs.execute(log_index_statement(schema, table))
     recorder._checked = False
     return True
+
+
+class PostgresSnapshotRecorder(PostgresAggregateRecorder):
+    """The library's snapshot table, written with plain parameters.
+
+    The library sends snapshots as an array of a composite type, whose text form it
+    escapes with regular expressions: tens of milliseconds for a snapshot of 100 KB.
+    """
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_snapshots"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_statement = (
+            SQL(
+                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+                " VALUES (%s, %s, %s, %s)"
+            )
+            .format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+            .as_string(None)
+        )
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        curs.executemany(
+            self.insert_statement,
+            [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events],
+        )

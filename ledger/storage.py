@@ -255,13 +255,15 @@ class Database:
             yield
             return
         with self._pool.connection() as pg:
-            pg.execute("SELECT pg_advisory_lock(%s)", (key,))
-            pg.commit()
+            pg.autocommit = True  # one round trip each way, no transaction around the wait
             try:
-                yield
+                pg.execute("SELECT pg_advisory_lock(%s)", (key,))
+                try:
+                    yield
+                finally:
+                    pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
             finally:
-                pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
-                pg.commit()
+                pg.autocommit = False
 
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the file and empty it (waits for readers)."""

@@ -20,6 +20,7 @@ from ledger.errors import (
     PersonNotFound,
     StaleVersion,
 )
+from ledger.verify import verify
 from tests.integration.support import MakeLedger, World
 
 
@@ -266,3 +267,31 @@ def test_a_second_process_acts_on_what_the_first_wrote_despite_its_cache(
     world.ledger.leave(coop_id, actor=world.people[9])  # v5, behind other's back
     with pytest.raises(NotAMember):
         other.take_work(coop_id, client_ref="c-9", actor=world.people[9])
+
+
+def test_a_contended_cooperatives_cached_copy_catches_up_and_chains_on_from_the_store(
+    world: World, make_ledger: MakeLedger
+) -> None:
+    """While a cooperative is contended, commands bring their cached copy up to date (and
+    their chain head with it) instead of failing on a stale version and reloading."""
+    coop_id = world.found(size=3)
+    other = make_ledger(clock=world.clock)
+    work_id = other.take_work(coop_id, client_ref="c-0", actor=world.people[0]).value  # cached
+    for _ in range(3):  # written behind other's back
+        world.ledger.log_hours(coop_id, work_id, minutes=10, actor=world.people[0])
+    saves: list[int] = []
+    save = other.save
+
+    def counted(*objs: Any, **kwargs: Any) -> Any:
+        saves.append(1)
+        return save(*objs, **kwargs)
+
+    other.save = counted  # type: ignore[method-assign]
+    other._contended[coop_id] = float("inf")
+    result = other.log_hours(coop_id, work_id, minutes=20, actor=world.people[0])
+    assert result.version == 6
+    assert len(saves) == (1 if world.ledger.config.kind == "postgresql" else 2)
+    assert result.receipt.chain_head == world.ledger.receipt(coop_id, 6).chain_head
+    report = verify(world.ledger, coop_id, [result.receipt])
+    assert report.breaks == []
+    assert report.receipt_failures == []
