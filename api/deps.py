@@ -12,7 +12,7 @@ from api.auth import FailedAuthLimiter, Principal, TokenStore
 from api.errors import ApiError
 from api.idempotency import IdempotencyStore
 from api.settings import Settings
-from ledger.application import Ledger
+from ledger.application import Ledger, Readers
 from ledger.cooperative import Cooperative
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, wait_until
@@ -85,21 +85,25 @@ def facilitator(principal: CurrentPerson) -> Principal:
 Facilitator = Annotated[Principal, Depends(facilitator)]
 
 
-def insider(coop_id: UUID, principal: CurrentPerson, services: ServicesDep) -> Cooperative:
-    """The cooperative, for someone allowed to read its internals: members, mentor, facilitator."""
-    coop = services.ledger.get_cooperative(coop_id)
-    if not (
-        principal.is_facilitator
-        or principal.person_id in coop.members
-        or principal.person_id == coop.mentor_id
-    ):
+def insider(coop_id: UUID, principal: CurrentPerson, services: ServicesDep) -> Readers:
+    """Admit someone allowed to read the cooperative's internals: members, mentor, facilitator."""
+    readers = services.ledger.readers(coop_id)
+    if not (principal.is_facilitator or readers.admit(principal.person_id)):
         raise ApiError(
             403, "not_a_member", "only members (and the mentor) read a cooperative's internals"
         )
-    return coop
+    return readers
 
 
-Insider = Annotated[Cooperative, Depends(insider)]
+Insider = Annotated[Readers, Depends(insider)]
+
+
+def insider_state(coop_id: UUID, _: Insider, services: ServicesDep) -> Cooperative:
+    """The cooperative as stored now, for an insider (see ``insider``)."""
+    return services.ledger.get_cooperative(coop_id)
+
+
+InsiderState = Annotated[Cooperative, Depends(insider_state)]
 
 
 def caught_up(

@@ -76,6 +76,18 @@ class RecordedEvent:
 
 
 @dataclass(frozen=True)
+class Readers:
+    """Who may read a cooperative's internals at its ``version``: members and the mentor."""
+
+    version: int
+    members: frozenset[UUID]
+    mentor_id: UUID | None
+
+    def admit(self, person_id: UUID) -> bool:
+        return person_id in self.members or person_id == self.mentor_id
+
+
+@dataclass(frozen=True)
 class Receipt:
     """What a member keeps: the cooperative's chain head at a version (see ledger.chain)."""
 
@@ -165,6 +177,8 @@ class Ledger(Application[UUID]):
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
         self._stripes = [threading.Lock() for _ in range(64)]
+        # Who may read each cooperative, by version: a read checks one stored version only.
+        self._readers: dict[UUID, Readers] = {}
         # Cooperatives that lost a race lately, with when their queueing ends (monotonic).
         self._contended: dict[UUID, float] = {}
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
@@ -297,6 +311,22 @@ class Ledger(Application[UUID]):
         super().close()
 
     # ---- reading --------------------------------------------------------------------
+
+    def readers(self, cooperative_id: UUID) -> Readers:
+        """Who may read the cooperative now: one indexed lookup of its last version, and a
+        load from storage only when that version is new to this process."""
+        last = self.recorder.select_events(cooperative_id, desc=True, limit=1)
+        if not last:
+            raise CooperativeNotFound(f"no cooperative {cooperative_id}", field="cooperative_id")
+        known = self._readers.get(cooperative_id)
+        if known is not None and known.version == last[0].originator_version:
+            return known
+        coop = self.get_cooperative(cooperative_id)
+        known = Readers(coop.version, frozenset(coop.members), coop.mentor_id)
+        if len(self._readers) > 10_000:
+            self._readers.clear()
+        self._readers[cooperative_id] = known
+        return known
 
     def get_cooperative(self, cooperative_id: UUID, version: int | None = None) -> Cooperative:
         """The cooperative as stored now (or at ``version``), never a cached copy."""

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from api.commands import Command, command_out
-from api.deps import CaughtUp, CurrentPerson, Facilitator, Insider, ServicesDep
+from api.deps import CaughtUp, CurrentPerson, Facilitator, InsiderState, ServicesDep
 from api.errors import ApiError
 from api.schemas import AdmitIn, CommandOut, ConversionIn, ConversionOut, FoundIn, ReasonIn, RulesIn
 from ledger.rules import DecisionMode, DecisionRules
@@ -74,7 +74,7 @@ def directory(
 
 
 @router.get("/cooperatives/{coop_id}")
-def show(coop_id: UUID, coop: Insider, response: Response) -> dict[str, Any]:
+def show(coop_id: UUID, coop: InsiderState, response: Response) -> dict[str, Any]:
     """The cooperative's current state, straight from its events (members, roles, rules)."""
     response.headers["ETag"] = f'"{coop.version}"'
     return {
