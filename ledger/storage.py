@@ -27,6 +27,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 DEFAULT_URL = "sqlite:///var/ledger.sqlite3"
+# The longest a writer waits in a cooperative's queue (see Database.queue) before racing.
+QUEUE_WAIT_S = 2.0
 URL_VARIABLE = "COOP_LEDGER_DATABASE_URL"
 
 
@@ -168,6 +170,8 @@ class Database:
         self.config = config
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._local = threading.local()
+        self._locks: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._lock_pool_guard = threading.Lock()
         if config.kind == "postgresql":
             self._pool = ConnectionPool(
                 config.conninfo,
@@ -248,22 +252,52 @@ class Database:
         """Wait for and hold a PostgreSQL advisory lock on ``key`` (any 64-bit integer).
 
         Writers that lost a race on one aggregate line up here instead of racing again;
-        the lock is the session's, so a holder that dies releases it. SQLite already lets
-        one writer in at a time: nothing to do there.
+        the lock is the session's, so a holder that dies releases it. It only saves wasted
+        work: when no lock connection is free or the wait runs long, the caller goes on
+        without it and the version check still decides. SQLite already lets one writer in
+        at a time: nothing to do there.
         """
         if self._pool is None:
             yield
             return
-        with self._pool.connection() as pg:
-            pg.autocommit = True  # one round trip each way, no transaction around the wait
+        try:
+            lease = self._lock_pool().getconn(timeout=QUEUE_WAIT_S)
+        except psycopg.Error:
+            yield
+            return
+        locked = False
+        try:
             try:
-                pg.execute("SELECT pg_advisory_lock(%s)", (key,))
-                try:
-                    yield
-                finally:
-                    pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                lease.execute("SELECT pg_advisory_lock(%s)", (key,))
+                locked = True
+            except psycopg.Error:
+                pass  # waited long enough, or a stale connection: race instead
+            yield
+        finally:
+            try:
+                if locked:
+                    lease.execute("SELECT pg_advisory_unlock(%s)", (key,))
             finally:
-                pg.autocommit = False
+                self._lock_pool().putconn(lease)
+
+    def _lock_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        # Its own connections: a writer waiting in the queue must never hold one the
+        # writer it waits for needs (the chain head, the people registry).
+        with self._lock_pool_guard:
+            if self._locks is None:
+                self._locks = ConnectionPool(
+                    self.config.conninfo,
+                    min_size=0,
+                    max_size=16,
+                    open=True,
+                    kwargs={
+                        "autocommit": True,
+                        "options": f"-c lock_timeout={int(QUEUE_WAIT_S * 1000)}",
+                    },
+                    timeout=QUEUE_WAIT_S,
+                    reconnect_timeout=2,
+                )
+            return self._locks
 
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the file and empty it (waits for readers)."""
@@ -300,6 +334,8 @@ class Database:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._locks is not None:
+            self._locks.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,8 +10,9 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from ledger import Ledger, StoreConfig
+from ledger import Ledger, StoreConfig, storage
 from ledger.pg_recorder import LockFreePostgresRecorder
+from ledger.storage import Database
 from tests.integration.support import Clock, World
 
 
@@ -83,3 +85,24 @@ def test_a_save_that_never_gets_a_connection_fails_at_once(world: World) -> None
     with pytest.raises(OperationalError):
         world.ledger.take_work(coop_id, client_ref="down", actor=world.people[0])
     assert len(calls) == 1, "no second wait for a pool that has nothing to lend"
+
+
+def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue only spares wasted work: behind a stuck holder a writer goes on racing."""
+    monkeypatch.setattr(storage, "QUEUE_WAIT_S", 0.3)
+    config = StoreConfig.from_url(postgres_url)
+    db = Database(config)
+    try:
+        with db.queue(43), psycopg.connect(config.conninfo, autocommit=True) as other:
+            taken = other.execute("SELECT pg_try_advisory_lock(43)").fetchone()
+            assert taken == (False,), "held while the writer is queued"
+        with psycopg.connect(config.conninfo, autocommit=True) as stuck:
+            stuck.execute("SELECT pg_advisory_lock(42)")
+            started = time.monotonic()
+            with db.queue(42):
+                waited = time.monotonic() - started
+            assert 0.2 < waited < 5, "waited its turn, then went on without the lock"
+    finally:
+        db.close()
