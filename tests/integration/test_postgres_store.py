@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
+from psycopg_pool import PoolTimeout
 
 from ledger import Ledger, StoreConfig, storage
 from ledger.pg_recorder import LockFreePostgresRecorder
@@ -71,7 +72,7 @@ def test_a_save_whose_answer_was_lost_after_commit_is_acknowledged_once_not_doub
     assert [w.client_ref for w in coop.work.values()].count("once") == 1
 
 
-def test_a_save_that_never_gets_a_connection_fails_at_once(world: World) -> None:
+def test_a_save_or_a_read_that_never_gets_a_connection_fails_at_once(world: World) -> None:
     coop_id = world.found(size=3)
     world.ledger.take_work(coop_id, client_ref="up", actor=world.people[0])  # now cached
     recorder = recorder_of(world)
@@ -79,12 +80,18 @@ def test_a_save_that_never_gets_a_connection_fails_at_once(world: World) -> None
 
     def refuse(*_: Any, **__: Any) -> Any:
         calls.append(1)
-        raise OperationalError("couldn't get a connection after 5.00 sec")
+        # What the library raises when its pool has nothing to lend.
+        message = "couldn't get a connection after 5.00 sec"
+        raise OperationalError(message) from PoolTimeout(message)
 
     recorder.datastore.get_connection = refuse  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
         world.ledger.take_work(coop_id, client_ref="down", actor=world.people[0])
     assert len(calls) == 1, "no second wait for a pool that has nothing to lend"
+    calls.clear()
+    with pytest.raises(OperationalError):
+        world.ledger.get_cooperative(coop_id)  # reads: the snapshot, then the events
+    assert len(calls) == 1, "a read is not tried ten times over either"
 
 
 def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
