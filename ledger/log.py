@@ -26,7 +26,3 @@ class EventLog(Protocol):
     def covers(self, after: LogPosition, notification_id: int) -> bool:
         """Whether every stored event up to ``notification_id`` lies at or before ``after``."""
         ...
-
-    def pending(self, after: LogPosition, cap: int = 100_000) -> int:
-        """How many stored events follow ``after`` (at most ``cap``)."""
-        ...

@@ -128,70 +128,47 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
                 " PRIMARY KEY (originator_id, originator_version))"
             ).format(schema=schema, table=Identifier(chain_name)),
         ]
-        # Rendered once: composing SQL objects costs tens of microseconds per execution.
-        self.save_statement = (
-            SQL(
-                "WITH saved AS ("
-                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-                " RETURNING notification_id),"
-                " linked AS ("
-                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
-                " SELECT notification_id FROM saved ORDER BY notification_id"
-            )
-            .format(schema=schema, events=events, chain=Identifier(chain_name))
-            .as_string(None)
+        names = {"schema": schema, "events": events, "chain": Identifier(chain_name)}
+
+        def render(text: str) -> str:
+            # Rendered once: composing SQL objects costs tens of microseconds per execution.
+            return SQL(text).format(**names).as_string(None)
+
+        self.save_statement = render(
+            "WITH saved AS ("
+            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+            " RETURNING notification_id),"
+            " linked AS ("
+            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
+            " SELECT notification_id FROM saved ORDER BY notification_id"
         )
-        self.save_one_statement = (
-            SQL(
-                "WITH saved AS ("
-                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-                " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
-                " linked AS ("
-                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s))"
-                " SELECT notification_id FROM saved"
-            )
-            .format(schema=schema, events=events, chain=Identifier(chain_name))
-            .as_string(None)
+        self.save_one_statement = render(
+            "WITH saved AS ("
+            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+            " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
+            " linked AS ("
+            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+            " VALUES (%s, %s, %s, %s))"
+            " SELECT notification_id FROM saved"
         )
-        self.landed_statement = (
-            SQL(
-                "SELECT originator_id, originator_version, topic, state, notification_id"
-                " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
-                " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
-            )
-            .format(schema=schema, events=events)
-            .as_string(None)
+        self.landed_statement = render(
+            "SELECT originator_id, originator_version, topic, state, notification_id"
+            " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
+            " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
         )
-        self.read_log_statement = (
-            SQL(
-                "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
-                " originator_version, topic, state FROM {schema}.{events}"
-                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
-                " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-                " ORDER BY transaction_id, notification_id LIMIT %s"
-            )
-            .format(schema=schema, events=events)
-            .as_string(None)
+        self.read_log_statement = render(
+            "SELECT transaction_id::text::bigint AS xid, notification_id, originator_id,"
+            " originator_version, topic, state FROM {schema}.{events}"
+            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+            " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+            " ORDER BY transaction_id, notification_id LIMIT %s"
         )
-        self.covers_statement = (
-            SQL(
-                "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
-                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
-                " AND notification_id <= %s) AS covered"
-            )
-            .format(schema=schema, events=events)
-            .as_string(None)
-        )
-        self.pending_statement = (
-            SQL(
-                "SELECT count(*) AS n FROM (SELECT 1 FROM {schema}.{events}"
-                " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s) LIMIT %s) AS later"
-            )
-            .format(schema=schema, events=events)
-            .as_string(None)
+        self.covers_statement = render(
+            "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
+            " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+            " AND notification_id <= %s) AS covered"
         )
         self._checked = False
 
@@ -205,27 +182,13 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         if self._checked:
             return
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                "SELECT count(*) AS n FROM information_schema.columns"
-                " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
-                (self.datastore.schema, self.events_table_name, COLUMN),
-            )
-            row = curs.fetchone()
-        if row is not None and int(row["n"]) == 0 and self._table_exists():
+            old = predates_log(curs, self.datastore.schema, self.events_table_name)
+        if old:
             raise StoreNeedsMigration(
                 f"the events table {self.events_table_name!r} has no {COLUMN} column: it was "
                 "made by an earlier coop-ledger; run `coop-ledger migrate` once (service stopped)"
             )
         self._checked = True
-
-    def _table_exists(self) -> bool:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                "SELECT to_regclass(%s) IS NOT NULL AS found",
-                (f"{self.datastore.schema}.{self.events_table_name}",),
-            )
-            row = curs.fetchone()
-        return bool(row and row["found"])
 
     # ---- writing ----------------------------------------------------------------------
 
@@ -342,13 +305,6 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             row = curs.fetchone()
         return bool(row and row["covered"])
 
-    def pending(self, after: LogPosition, cap: int = 100_000) -> int:
-        """How many stored events (committed, not necessarily passable yet) follow ``after``."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.pending_statement, (str(after[0]), after[1], cap), prepare=True)
-            row = curs.fetchone()
-        return int(row["n"]) if row else 0
-
 
 def log_index_statement(schema: str, events_table_name: str) -> Composed:
     return SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} ({order})").format(
@@ -359,6 +315,18 @@ def log_index_statement(schema: str, events_table_name: str) -> Composed:
     )
 
 
+def predates_log(curs: Any, schema: str, table: str) -> bool:
+    """Whether the events table exists without the transaction id column."""
+    curs.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+        " information_schema.columns WHERE table_schema = %s AND table_name = %s"
+        " AND column_name = %s) AS old",
+        (f"{schema}.{table}", schema, table, COLUMN),
+    )
+    row = curs.fetchone()
+    return bool(row and row["old"])
+
+
 def migrate_events_table(recorder: LockFreePostgresRecorder) -> bool:
     """Give an older events table the transaction id column and index; True if it changed.
 
@@ -367,13 +335,7 @@ def migrate_events_table(recorder: LockFreePostgresRecorder) -> bool:
     """
     schema, table = recorder.datastore.schema, recorder.events_table_name
     with recorder.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            "SELECT count(*) AS n FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
-            (schema, table, COLUMN),
-        )
-        row = curs.fetchone()
-        if row is not None and int(row["n"]) > 0:
+        if not predates_log(curs, schema, table):
             return False
         target = SQL("{schema}.{table}").format(schema=Identifier(schema), table=Identifier(table))
         curs.execute(SQL("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE").format(t=target))

@@ -51,7 +51,3 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if after[1] >= notification_id:
             return True
         return not self.select_notifications(start=after[1] + 1, stop=notification_id, limit=1)
-
-    def pending(self, after: LogPosition, cap: int = 100_000) -> int:
-        head = self.max_notification_id() or 0
-        return min(cap, max(0, head - after[1]))

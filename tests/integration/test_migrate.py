@@ -63,3 +63,13 @@ def test_migrate_upgrades_a_store_of_the_previous_release_and_projections_resume
     assert runner.catch_up() == 2 * len(projections), "the two new events, each once"
     assert_live_equals_fresh_rebuild(ledger, projections)
     ledger.close()
+
+
+def test_migrate_on_an_empty_store_has_nothing_to_do_and_leaves_it_ready(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COOP_LEDGER_DATABASE_URL", database_url)
+    assert main(["migrate"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    with Ledger(StoreConfig.from_url(database_url)) as ledger:
+        assert ledger.event_log.read_log((0, 0), 10) == []
