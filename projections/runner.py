@@ -340,11 +340,31 @@ class ProjectionRunner:
         except Exception:
             return None  # each projection decodes for itself and names the poison
 
-    def catch_up(self) -> int:
+    def catch_up(self, timeout: float = 10.0) -> int:
+        """Apply every event stored before the call; how many were applied.
+
+        A transaction still open elsewhere holds the log back (ledger.log): rather than
+        stop short of events already stored, wait for it, up to ``timeout`` seconds.
+        Failed projections are not waited for.
+        """
+        head, names = self.head(), [p.name for p in self.projections]
+        deadline = time.monotonic() + timeout
         total = 0
-        while n := self.run_once():
-            total += n
-        return total
+        while True:
+            applied = self.run_once()
+            total += applied
+            if applied:
+                continue
+            behind = projections_behind(self.db, self.event_log, names, head)
+            waiting = {n: t for n, t in behind.items() if t.state != FAILED}
+            if not waiting:
+                return total
+            if time.monotonic() >= deadline:
+                detail = ", ".join(f"{n} at {t.high}" for n, t in waiting.items())
+                raise ProjectionTimeout(
+                    f"projections did not reach position {head} within {timeout:g}s: {detail}"
+                )
+            time.sleep(0.005)
 
     # ---- live -----------------------------------------------------------------------
 

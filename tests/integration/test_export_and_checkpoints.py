@@ -357,15 +357,19 @@ def rechained(
     return b"".join(dumps(x) for x in [header, *events])
 
 
+# How a vote is spelled in an event's stored JSON (the typed form: no tag around the choice).
+FOR, AGAINST = '"choice":"for"', '"choice":"against"'
+
+
 def test_a_consistent_rewrite_is_caught_by_an_earlier_receipt_or_checkpoint(world: World) -> None:
     coop, _ = history(world)
     data = export_bytes(world, coop)
     events = [json.loads(x) for x in data.splitlines()[1:]]
-    vote = next(e for e in events if e["topic"].endswith(".VoteCast") and '"v":"for"' in e["state"])
+    vote = next(e for e in events if e["topic"].endswith(".VoteCast") and FOR in e["state"])
 
     def outvote(event: dict[str, Any]) -> None:  # "was I really outvoted?"
         if event["version"] == vote["version"]:
-            event["state"] = event["state"].replace('"v":"for"', '"v":"against"')
+            event["state"] = event["state"].replace(FOR, AGAINST)
 
     forged = rechained(data, edit=outvote)
     cut = rechained(data, keep=len(events) - 2)

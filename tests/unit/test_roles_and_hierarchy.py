@@ -130,7 +130,8 @@ COMMANDS = {
 }
 READERS_AND_GUARDS = {
     "init_state",
-    "upcast_v1_v2",  # the library's hook that upcasts an older snapshot's state
+    "upcast_v1_v2",  # the library's hooks that upcast an older snapshot's state
+    "upcast_v2_v3",
     "mentor_is_active",
     "open_proposal",
     "everyone_voted",
