@@ -66,6 +66,10 @@ class Projection:
         """Create the tables unless they all exist (index names differ per creation)."""
         if all(db.table_exists(cur, t) for t in tables.values()):
             return
+        self.create_tables(cur, tables)
+
+    def create_tables(self, cur: Cursor, tables: Mapping[str, str]) -> None:
+        """Run the DDL as it is: also on a cursor of another store (a rebuild's staging)."""
         names = {**tables, "ix": secrets.token_hex(4)}
         for statement in self.ddl:
             cur.execute(statement.format_map(names))

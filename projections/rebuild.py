@@ -2,25 +2,31 @@
 
 The live tables keep answering while the fresh ones fill. Several projections are
 rebuilt in one pass: each batch of events is read and decoded once and applied to
-all of them. The switch is one transaction: it locks the projections' tracking
-rows (the live runner waits on them), applies the events that arrived meanwhile,
-drops the live tables, renames the fresh ones into their place and moves the
-tracking positions, so a reader sees either the old tables or the new ones, never
-a mix.
+all of them. On PostgreSQL the pass writes to a staging SQLite file and the fresh
+tables are then loaded with COPY (``projections.staging``): a statement there costs
+a few microseconds instead of ~25. On SQLite the pass writes to the fresh tables
+directly, which measured as fast as staging there.
+
+The switch is one transaction: it locks the projections' tracking rows (the live
+runner waits on them), applies the events that arrived meanwhile straight to the
+fresh tables, drops the live tables, renames the fresh ones into their place and
+moves the tracking positions, so a reader sees either the old tables or the new
+ones, never a mix.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.application import Ledger
 from ledger.log import START, LogPosition
 from ledger.storage import Cursor, Database
-from projections.framework import REBUILD_SUFFIX, Context, Projection
+from projections.framework import REBUILD_SUFFIX, Context, Projection, event_name
 from projections.runner import RUNNING, lock_tracking, set_tracking
+from projections.staging import Targets, load, staged_names, staging
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,44 @@ def _read(ledger: Ledger, reached: Reached, limit: int) -> tuple[Reached, list[t
     return Reached(batch[-1][0], max(reached.high, max(i for i, _ in events))), events
 
 
-def _apply(cur: Cursor, projection: Projection, tables: dict[str, str], events: Any) -> None:
+def _apply(cur: Cursor, projection: Projection, tables: Mapping[str, str], events: Any) -> None:
+    # Most events concern one or two projections: the others skip them before a Context is
+    # made. A projection with its own apply (an audit of every event) sees them all.
+    every = type(projection).apply is not Projection.apply
+    handled = projection.handlers.keys()
     for notification_id, event in events:
-        projection.apply(Context(cur, tables, notification_id), event)
+        if every or event_name(event) in handled:
+            projection.apply(Context(cur, tables, notification_id), event)
+
+
+@dataclass
+class _Meter:
+    """Counts the events applied and reports each step to ``progress``."""
+
+    names: tuple[str, ...]
+    total: int
+    progress: Callable[[Progress], Any] | None
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            elapsed = time.monotonic() - self.started
+            self.progress(Progress(self.names, self.done, max(self.total, self.done), elapsed))
+
+
+def _pass(
+    ledger: Ledger, batch_size: int, meter: _Meter, apply: Callable[[list[Any]], None]
+) -> Reached:
+    """Every event from the first, a batch at a time, through ``apply``; where it stopped."""
+    reached = Reached(START, 0)
+    while True:
+        reached, events = _read(ledger, reached, batch_size)
+        if not events:
+            return reached
+        apply(events)
+        meter.add(len(events))
 
 
 def build_fresh(
@@ -71,29 +112,57 @@ def build_fresh(
     suffix: str = REBUILD_SUFFIX,
     batch_size: int = 2000,
     progress: Callable[[Progress], Any] | None = None,
+    staged: bool | None = None,
 ) -> Reached:
-    """Fill fresh sets of the projections' tables in one pass from the first event."""
+    """Fill fresh sets of the projections' tables in one pass from the first event.
+
+    ``staged`` (the default on PostgreSQL) folds the events into a staging SQLite file
+    and COPYs its tables (``projections.staging``); otherwise the handlers write to the
+    store itself, a transaction per batch and projection.
+    """
     chosen = [projections] if isinstance(projections, Projection) else list(projections)
     targets = [(p, p.table_names(db, suffix)) for p in chosen]
+    meter = _Meter(
+        tuple(p.name for p in chosen), ledger.recorder.max_notification_id() or 0, progress
+    )
+    if staged is None:
+        staged = db.kind == "postgresql"
+    elif staged and db.kind != "postgresql":
+        raise ValueError("a staged rebuild loads its tables with PostgreSQL's COPY")
+    if not staged:
+        return _build_direct(ledger, db, targets, batch_size, meter)
+    with staging(chosen) as conn:
+        cur = conn.cursor()
+        local = [(p, staged_names(p)) for p in chosen]
+
+        def apply(events: list[Any]) -> None:
+            for projection, tables in local:
+                _apply(cur, projection, tables, events)
+
+        # One transaction for the whole pass: the staging has nothing to keep safe.
+        cur.execute("BEGIN")
+        reached = _pass(ledger, batch_size, meter, apply)
+        cur.execute("COMMIT")
+        load(db, conn, targets)
+    meter.add(0)  # the rate so far did not count the COPY
+    return reached
+
+
+def _build_direct(
+    ledger: Ledger, db: Database, targets: Targets, batch_size: int, meter: _Meter
+) -> Reached:
     with db.transaction() as cur:
         for projection, fresh in targets:
             projection.drop(cur, fresh)
             projection.create(db, cur, fresh)
-    total = ledger.recorder.max_notification_id() or 0
-    names = tuple(p.name for p in chosen)
-    started, done, reached = time.monotonic(), 0, Reached(START, 0)
-    while True:
-        reached, events = _read(ledger, reached, batch_size)
-        if not events:
-            break
+
+    def apply(events: list[Any]) -> None:
         # A transaction per projection: a pipeline's results are per cursor and connection.
         for projection, tables in targets:
             with db.transaction(pipeline=True) as cur:
                 _apply(cur, projection, tables, events)
-        done += len(events)
-        if progress is not None:
-            progress(Progress(names, done, max(total, done), time.monotonic() - started))
-    return reached
+
+    return _pass(ledger, batch_size, meter, apply)
 
 
 def rebuild(
