@@ -52,7 +52,7 @@ from ledger.people import PeopleRegistry, Person
 from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
-from ledger.storage import Database, StoreConfig
+from ledger.storage import Database, Queue, StoreConfig
 from ledger.transcoder import OrjsonTranscoder
 
 Clock = Callable[[], datetime]
@@ -62,6 +62,9 @@ DEFAULT_VOTING_PERIOD = timedelta(days=7)
 # After this many lost races in one command, all commands on that cooperative in this
 # process queue (PostgreSQL) for CONTENDED_FOR_S: racing is cheaper until then.
 QUEUE_ALL_AFTER = 3
+# A queued command that lost this many races takes priority: writers that do not queue
+# give way to it (their save inserts nothing while it holds the priority key).
+PRIORITY_AFTER = 6
 CONTENDED_FOR_S = 2.0
 GROUP_SIZE = 6
 
@@ -109,6 +112,16 @@ class CommandResult:
     events: tuple[RecordedEvent, ...]
     receipt: Receipt
     value: Any = None
+
+
+def queue_key(cooperative_id: UUID) -> int:
+    """The advisory lock key of a cooperative's queue of writers (a signed 64-bit int)."""
+    return (cooperative_id.int >> 64) - (1 << 63)
+
+
+def priority_key(cooperative_id: UUID) -> int:
+    """The key a starving queued writer holds so that writers who race give way to it."""
+    return queue_key(cooperative_id) ^ 1
 
 
 def replay(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -392,14 +405,12 @@ class Ledger(Application[UUID]):
             queued = self.db.kind == "postgresql" and (
                 attempt > 0 or self._contended.get(cooperative_id, 0.0) > time.monotonic()
             )
-            queue = (
-                self.db.queue((cooperative_id.int >> 64) - (1 << 63))
-                if queued
-                else contextlib.nullcontext()
+            queue: contextlib.AbstractContextManager[Queue | None] = (
+                self.db.queue(queue_key(cooperative_id)) if queued else contextlib.nullcontext()
             )
-            with self._stripes[hash(cooperative_id) % len(self._stripes)], queue:
+            with self._stripes[hash(cooperative_id) % len(self._stripes)], queue as place:
                 try:
-                    outcome = self._attempt(cooperative_id, act, expected_version, queued)
+                    outcome = self._attempt(cooperative_id, act, expected_version, place, attempt)
                 except BaseException:
                     self.forget(cooperative_id)
                     raise
@@ -424,17 +435,19 @@ class Ledger(Application[UUID]):
         cooperative_id: UUID,
         act: Callable[[Cooperative, datetime], Any],
         expected_version: int | None,
-        catch_up: bool = False,
+        place: Queue | None = None,
+        attempt: int = 0,
     ) -> CommandResult | None:
         """One try of a command; None when a version conflict calls for another.
 
-        ``catch_up`` brings a cached copy up to date with the events written since it was
-        cached (one query for a few events, where a reload would decode a snapshot).
+        With a ``place`` in the queue of this cooperative's writers, it waits its turn and
+        brings a cached copy up to date with the events written since it was cached (one
+        round trip for both, where a reload would also decode a snapshot).
         """
         # Commands may start from a cached copy: a stale one fails its save and is reloaded.
         coop = self._load(self.repository, cooperative_id)
-        if catch_up:
-            self._catch_up(coop)
+        if place is not None:
+            self._catch_up(coop, place, attempt)
         if expected_version is not None and coop.version != expected_version:
             self.forget(cooperative_id)
             coop = self.get_cooperative(cooperative_id)
@@ -456,8 +469,11 @@ class Ledger(Application[UUID]):
         others: list[Cooperative] = []
         if isinstance(value, Cooperative):
             others, value = [value], value.id
+        # Unless queued, a save gives way to a starving queued writer (see PRIORITY_AFTER).
+        racing = place is None and self.db.kind == "postgresql"
+        guard = {"guard": priority_key(cooperative_id)} if racing else {}
         try:
-            recordings = self.save(coop, *others)
+            recordings = self.save(coop, *others, **guard)
         except IntegrityError:
             self.forget(cooperative_id)
             if expected_version is not None:
@@ -467,9 +483,16 @@ class Ledger(Application[UUID]):
             self.repository.cache.put(coop.id, coop)
         return self._result(coop, recordings, value)
 
-    def _catch_up(self, coop: Cooperative) -> None:
-        """Apply the events stored since ``coop``'s version, and follow their chain links."""
-        stored = self.recorder.select_events(coop.id, gt=coop.version)
+    def _catch_up(self, coop: Cooperative, place: Queue, attempt: int) -> None:
+        """Wait for ``place``'s turn, then apply the events stored since ``coop``'s version
+        and follow their chain links."""
+        recorder = cast(LockFreePostgresRecorder, self.recorder)
+        also = priority_key(coop.id) if attempt >= PRIORITY_AFTER else None
+        rows = place.wait(recorder.select_after_statement, (coop.id, coop.version), also=also)
+        if rows is None:
+            stored = self.recorder.select_events(coop.id, gt=coop.version)
+        else:
+            stored = [recorder.stored_event(row) for row in rows]
         if not stored:
             return
         head = self.heads.get(coop.id)

@@ -102,17 +102,24 @@ class _FailFastReads:
         def read() -> list[StoredEvent]:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(statement, params, prepare=True, binary=True)
-                return [
-                    StoredEvent(
-                        originator_id=row["originator_id"],
-                        originator_version=row["originator_version"],
-                        topic=row["topic"],
-                        state=row["state"],
-                    )
-                    for row in curs.fetchall()
-                ]
+                return [self.stored_event(row) for row in curs.fetchall()]
 
         return on_live_connection(self.datastore, read)
+
+    @property
+    def select_after_statement(self) -> str:
+        """The events of one aggregate after a version, in order: (originator_id, gt)."""
+        return self._select((True, False, False, False))
+
+    @staticmethod
+    def stored_event(row: dict[str, Any]) -> StoredEvent:
+        """A row of the events table, read in binary, as the library's StoredEvent."""
+        return StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=row["state"],
+        )
 
     def _select(self, shape: tuple[bool, bool, bool, bool]) -> str:
         try:
@@ -167,25 +174,32 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             # Rendered once: composing SQL objects costs tens of microseconds per execution.
             return SQL(text).format(**names).as_string(None)
 
-        self.save_statement = render(
-            "WITH saved AS ("
-            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-            " RETURNING notification_id),"
-            " linked AS ("
-            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))"
-            " SELECT notification_id FROM saved ORDER BY notification_id"
-        )
-        self.save_one_statement = render(
-            "WITH saved AS ("
-            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-            " VALUES (%s, %s, %s, %s) RETURNING notification_id),"
-            " linked AS ("
-            " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-            " VALUES (%s, %s, %s, %s))"
-            " SELECT notification_id FROM saved"
-        )
+        # Guarded saves (``guard``: an advisory lock key) insert nothing while a queued writer
+        # of that cooperative holds its lock (ledger.storage.Queue): the queue is not
+        # overtaken. ``linked`` inserts only what ``saved`` did.
+        guard = " WHERE pg_try_advisory_xact_lock(%s::bigint)"
+        saved_many = " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+        saved_one = " SELECT %s::uuid, %s::bigint, %s::text, %s::bytea"
+
+        def save(rows: str, links: str) -> str:
+            return render(
+                "WITH saved AS ("
+                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+                f"{rows} RETURNING notification_id),"
+                " linked AS ("
+                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
+                f"{links} WHERE EXISTS (SELECT FROM saved))"
+                " SELECT notification_id FROM saved ORDER BY notification_id"
+            )
+
+        links_many = " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[])"
+        links_one = " SELECT %s::uuid, %s::bigint, %s::text, %s::text"
+        self.save_statements = {
+            (False, False): save(saved_many, links_many),
+            (False, True): save(saved_many + guard, links_many),
+            (True, False): save(saved_one, links_one),
+            (True, True): save(saved_one + guard, links_one),
+        }
         self.landed_statement = render(
             "SELECT originator_id, originator_version, topic, state, notification_id"
             " FROM {schema}.{events} WHERE (originator_id, originator_version) IN"
@@ -246,7 +260,7 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             try:
                 # An autocommit connection: the one statement is the whole transaction.
                 with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                    return self.save(curs, stored_events, links)
+                    return self.save(curs, stored_events, links, kwargs.get("guard"))
             except IntegrityError:
                 landed = self._landed(stored_events) if len(sent) > 1 else None
                 if landed is None:
@@ -275,39 +289,38 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         return ids
 
     def save(
-        self, curs: Any, stored_events: Sequence[StoredEvent], links: Sequence[Link]
+        self,
+        curs: Any,
+        stored_events: Sequence[StoredEvent],
+        links: Sequence[Link],
+        guard: int | None = None,
     ) -> list[int]:
         """Insert events and their chain links with one statement; their notification ids."""
-        if len(stored_events) == 1 and len(links) == 1:
+        one = len(stored_events) == 1 and len(links) == 1
+        params: tuple[Any, ...]
+        if one:
             # The usual command: scalar parameters cost a fraction of arrays to send.
             (e,), (link,) = stored_events, links
-            curs.execute(
-                self.save_one_statement,
-                (
-                    e.originator_id,
-                    e.originator_version,
-                    e.topic,
-                    e.state,
-                    link.originator_id,
-                    link.version,
-                    link.prev,
-                    link.hash,
-                ),
-                prepare=True,
+            params = (e.originator_id, e.originator_version, e.topic, e.state)
+            params += (link.originator_id, link.version, link.prev, link.hash)
+        else:
+            params = (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+                [link.originator_id for link in links],
+                [link.version for link in links],
+                [link.prev for link in links],
+                [link.hash for link in links],
             )
-            return [row["notification_id"] for row in curs.fetchall()]
-        params = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-            [link.originator_id for link in links],
-            [link.version for link in links],
-            [link.prev for link in links],
-            [link.hash for link in links],
-        )
-        curs.execute(self.save_statement, params, prepare=True)
-        return [row["notification_id"] for row in curs.fetchall()]
+        if guard is not None:
+            params = (*params[:4], guard, *params[4:])
+        curs.execute(self.save_statements[one, guard is not None], params, prepare=True)
+        ids = [row["notification_id"] for row in curs.fetchall()]
+        if not ids:
+            raise IntegrityError("a queued writer of this cooperative goes first")
+        return ids
 
     # ---- reading the log --------------------------------------------------------------
 

@@ -12,6 +12,7 @@ connections): SQL is written once with ``?`` placeholders and runs on both store
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 DEFAULT_URL = "sqlite:///var/ledger.sqlite3"
@@ -163,6 +165,40 @@ class _PgCursor:
         return self._cursor.fetchall()
 
 
+class Queue:
+    """A writer's place in the line on one key; it waits only when asked to (``wait``)."""
+
+    def __init__(self, lease: psycopg.Connection[Any] | None, key: int) -> None:
+        self.lease, self.key, self.locked = lease, key, False
+
+    def wait(
+        self, sql: str, params: Sequence[Any], *, also: int | None = None
+    ) -> list[dict[str, Any]] | None:
+        """Wait for this writer's turn, then run the query ``sql`` at once; its rows.
+
+        All go in one round trip (a pipeline): the query starts when the lock is granted,
+        so it sees every write of the writers ahead. ``also`` is one more key to hold
+        (a priority over writers that do not queue). None when there is no turn to wait
+        for (no lock connection, the wait ran out, the connection failed): the caller
+        reads for itself and races.
+        """
+        if self.lease is None:
+            return None
+        try:
+            with self.lease.pipeline():
+                for key in (self.key, also):
+                    if key is not None:
+                        self.lease.execute("SELECT pg_advisory_lock(%s)", (key,))
+                cur = self.lease.cursor(row_factory=dict_row)
+                cur.execute(sql, params, binary=True)
+        except psycopg.Error:
+            with contextlib.suppress(psycopg.Error):  # in case the lock came and the query failed
+                self.lease.execute("SELECT pg_advisory_unlock_all()")
+            return None
+        self.locked = True
+        return cur.fetchall()
+
+
 class Database:
     """Transactions on our own tables in the ledger's database."""
 
@@ -248,37 +284,29 @@ class Database:
         conn.execute("COMMIT")
 
     @contextmanager
-    def queue(self, key: int) -> Iterator[None]:
-        """Wait for and hold a PostgreSQL advisory lock on ``key`` (any 64-bit integer).
+    def queue(self, key: int) -> Iterator[Queue]:
+        """A place in the line of writers on ``key`` (any 64-bit integer): see :class:`Queue`.
 
-        Writers that lost a race on one aggregate line up here instead of racing again;
-        the lock is the session's, so a holder that dies releases it. It only saves wasted
-        work: when no lock connection is free or the wait runs long, the caller goes on
-        without it and the version check still decides. SQLite already lets one writer in
-        at a time: nothing to do there.
+        Writers that lost a race on one aggregate line up on a PostgreSQL advisory lock
+        instead of racing again; the lock is the session's, so a holder that dies releases
+        it. It only saves wasted work: when no lock connection is free or the wait runs
+        long, the caller goes on without it and the version check still decides. SQLite
+        already lets one writer in at a time: nothing to do there.
         """
-        if self._pool is None:
-            yield
-            return
+        lease = None
+        if self._pool is not None:
+            with contextlib.suppress(psycopg.Error):
+                lease = self._lock_pool().getconn(timeout=QUEUE_WAIT_S)
+        place = Queue(lease, key)
         try:
-            lease = self._lock_pool().getconn(timeout=QUEUE_WAIT_S)
-        except psycopg.Error:
-            yield
-            return
-        locked = False
-        try:
-            try:
-                lease.execute("SELECT pg_advisory_lock(%s)", (key,))
-                locked = True
-            except psycopg.Error:
-                pass  # waited long enough, or a stale connection: race instead
-            yield
+            yield place
         finally:
-            try:
-                if locked:
-                    lease.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            finally:
-                self._lock_pool().putconn(lease)
+            if lease is not None:
+                try:
+                    if place.locked:
+                        lease.execute("SELECT pg_advisory_unlock_all()")
+                finally:
+                    self._lock_pool().putconn(lease)
 
     def _lock_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         # Its own connections: a writer waiting in the queue must never hold one the

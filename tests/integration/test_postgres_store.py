@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from ledger import Ledger, StoreConfig, storage
+from ledger.application import priority_key, queue_key
 from ledger.pg_recorder import LockFreePostgresRecorder
 from ledger.storage import Database
 from tests.integration.support import Clock, World
@@ -55,9 +57,11 @@ def test_a_save_whose_answer_was_lost_after_commit_is_acknowledged_once_not_doub
     original = recorder.save
     calls: list[int] = []
 
-    def commit_then_lose_the_answer(curs: Any, stored_events: Any, links: Any) -> list[int]:
+    def commit_then_lose_the_answer(
+        curs: Any, stored_events: Any, links: Any, guard: int | None = None
+    ) -> list[int]:
         calls.append(len(stored_events))
-        ids = original(curs, stored_events, links)
+        ids = original(curs, stored_events, links, guard)
         if len(calls) == 1:
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return ids
@@ -102,14 +106,65 @@ def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
     config = StoreConfig.from_url(postgres_url)
     db = Database(config)
     try:
-        with db.queue(43), psycopg.connect(config.conninfo, autocommit=True) as other:
+        with db.queue(43) as place, psycopg.connect(config.conninfo, autocommit=True) as other:
+            assert place.wait("SELECT 1 AS one", ()) == [{"one": 1}], "read on its turn"
             taken = other.execute("SELECT pg_try_advisory_lock(43)").fetchone()
             assert taken == (False,), "held while the writer is queued"
+        with psycopg.connect(config.conninfo, autocommit=True) as after:
+            taken = after.execute("SELECT pg_try_advisory_lock(43)").fetchone()
+            assert taken == (True,), "let go when the writer is done"
         with psycopg.connect(config.conninfo, autocommit=True) as stuck:
             stuck.execute("SELECT pg_advisory_lock(42)")
             started = time.monotonic()
-            with db.queue(42):
+            with db.queue(42) as place:
+                assert place.wait("SELECT 1 AS one", ()) is None, "no turn: it races"
                 waited = time.monotonic() - started
             assert 0.2 < waited < 5, "waited its turn, then went on without the lock"
     finally:
         db.close()
+
+
+def test_a_racing_writer_gives_way_to_a_starving_queued_writer_then_goes_on(
+    world: World, postgres_url: str
+) -> None:
+    coop_id = world.found(size=3)
+    member = world.people[0]
+    work_id = world.ledger.take_work(coop_id, client_ref="c", actor=member).value
+    before = world.ledger.get_cooperative(coop_id).version
+    refused: list[int] = []
+    recorder = recorder_of(world)
+    original = recorder.save
+
+    def counting(curs: Any, stored_events: Any, links: Any, guard: int | None = None) -> list[int]:
+        try:
+            return original(curs, stored_events, links, guard)
+        except IntegrityError:
+            refused.append(0 if guard is None else 1)
+            raise
+
+    recorder.save = counting  # type: ignore[method-assign]
+    done: list[float] = []
+    with psycopg.connect(StoreConfig.from_url(postgres_url).conninfo, autocommit=True) as starving:
+        # What a queued writer with priority holds: its turn in the queue and the priority.
+        starving.execute("SELECT pg_advisory_lock(%s)", (queue_key(coop_id),))
+        starving.execute("SELECT pg_advisory_lock(%s)", (priority_key(coop_id),))
+        started = time.monotonic()
+        racer = threading.Thread(
+            target=lambda: done.append(
+                world.ledger.log_hours(coop_id, work_id, minutes=15, actor=member).version
+            )
+        )
+        racer.start()
+        time.sleep(0.3)
+        assert not done, "the racer waits behind the queued writer"
+        starving.execute("SELECT pg_advisory_unlock_all()")
+        racer.join(5)
+    assert done == [before + 1], "then it goes on, and its hours are stored once"
+    assert time.monotonic() - started >= 0.3
+    assert refused == [1], "its racing save inserted nothing; its queued one went through"
+    events = world.ledger.recorder.select_events(coop_id)
+    with world.ledger.db.read() as cur:
+        cur.execute(
+            f"SELECT count(*) FROM {recorder.chain_table} WHERE originator_id = ?", (str(coop_id),)
+        )
+        assert cur.fetchone()[0] == len(events) == before + 1, "no chain link without its event"
