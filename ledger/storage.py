@@ -320,6 +320,9 @@ class Database:
                     open=True,
                     kwargs={
                         "autocommit": True,
+                        # Nothing prepared: a pipeline that fails (a lock wait that ran out)
+                        # drops what it prepared, and psycopg would go on using the name.
+                        "prepare_threshold": None,
                         "options": f"-c lock_timeout={int(QUEUE_WAIT_S * 1000)}",
                     },
                     timeout=QUEUE_WAIT_S,

@@ -168,3 +168,22 @@ def test_a_racing_writer_gives_way_to_a_starving_queued_writer_then_goes_on(
             f"SELECT count(*) FROM {recorder.chain_table} WHERE originator_id = ?", (str(coop_id),)
         )
         assert cur.fetchone()[0] == len(events) == before + 1, "no chain link without its event"
+
+
+def test_a_queue_connection_stays_usable_after_many_waits_that_ran_out(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that runs out fails its pipeline; nothing it prepared may be used again."""
+    monkeypatch.setattr(storage, "QUEUE_WAIT_S", 0.05)
+    config = StoreConfig.from_url(postgres_url)
+    db = Database(config)
+    try:
+        with psycopg.connect(config.conninfo, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(46)")
+            for _ in range(8):  # past psycopg's threshold for preparing a statement
+                with db.queue(46) as place:
+                    assert place.wait("SELECT 1 AS one", ()) is None
+        with db.queue(46) as place:
+            assert place.wait("SELECT 1 AS one", ()) == [{"one": 1}]
+    finally:
+        db.close()
