@@ -3,8 +3,9 @@
 Why: the generic transcoder tags every UUID, date and datetime (``{"_": "u", "v": hex}``)
 so it can tell them from strings, and decodes by walking every dict. Where the type is
 declared (a dataclass field, an event attribute, a snapshot's state), the JSON can be the
-bare value (``hex``) and decoding can go straight to the type: snapshots decode several
-times faster and events encode in about half the time.
+bare value (``hex``) and decoding can go straight to the type. Measured on an
+``HoursLogged``: 253 bytes instead of 317, encoded in 4.9 us instead of 6.1 and decoded in
+3.2 us instead of 3.9; a snapshot's members and work decode several times faster.
 
 Always lossless, whatever the declaration says: a value whose type is not exactly the
 declared one is written in the generic form wrapped as ``{"_": "g", "v": ...}``, and every
