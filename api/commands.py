@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.idempotency import MAX_KEY_LENGTH, fingerprint
 from api.schemas import CommandOut, EventOut, ReceiptOut
 from ledger.application import CommandResult
+from ledger.errors import SaveOutcomeUnknown
 
 
 def command_out(result: CommandResult, name: str | None = None) -> CommandOut:
@@ -67,6 +68,8 @@ class CommandContext:
                 return self._replay(held.fingerprint, held.status, held.body)
         try:
             result = call(self.expected_version)
+        except SaveOutcomeUnknown:
+            raise  # the command may be recorded: its key stays claimed, a retry must not rerun it
         except BaseException:
             if self.key is not None:
                 store.release(self.principal.person_id, self.key)

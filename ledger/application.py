@@ -10,6 +10,7 @@ number of times. Time comes from an injected clock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import threading
@@ -57,6 +58,8 @@ from ledger.transcoder import OrjsonTranscoder
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 DEFAULT_VOTING_PERIOD = timedelta(days=7)
 # After this many lost races in one command, all commands on that cooperative in this
@@ -263,7 +266,12 @@ class Ledger(Application[UUID]):
             processing_event.aggregates[aggregate.id] = aggregate
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        try:
+            self._take_snapshots(processing_event)
+        except Exception:
+            # The events are recorded: failing the command now would have its caller run it
+            # again. A snapshot is only a shortcut; the next one will be taken in its turn.
+            log.warning("a snapshot was not written", exc_info=True)
         self._notify(recordings)
         return recordings
 

@@ -36,9 +36,14 @@ where one input is at fault, the ``field`` that names it.
     ├── StaleVersion                      the caller expected another version
     ├── ChainBroken                       the stored history does not match its hash chain
     └── StoreNeedsMigration               the store was made by an earlier release
+
+Outside that tree, as the store's own failures are: ``SaveOutcomeUnknown`` (the store went
+away while a save was on its way; see there).
 """
 
 from __future__ import annotations
+
+from eventsourcing.persistence import OperationalError
 
 
 class LedgerError(Exception):
@@ -182,3 +187,12 @@ class StoreNeedsMigration(LedgerError):
     """The store's tables were made by an earlier release: run ``coop-ledger migrate``."""
 
     code = "store_needs_migration"
+
+
+class SaveOutcomeUnknown(OperationalError):
+    """The store went away while a save was on its way, and did not come back to say.
+
+    The events may or may not have been recorded. Like any unreachable store this is a
+    503; unlike it, a caller holding an idempotency key must keep the key claimed: a retry
+    must not run the command a second time.
+    """

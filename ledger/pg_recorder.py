@@ -49,7 +49,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import PoolTimeout
 
 from ledger.chain import Link
-from ledger.errors import StoreNeedsMigration
+from ledger.errors import SaveOutcomeUnknown, StoreNeedsMigration
 from ledger.log import LogPosition
 
 COLUMN = "transaction_id"
@@ -256,10 +256,10 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         sent: list[int] = []
 
         def attempt() -> list[int]:
-            sent.append(1)
             try:
                 # An autocommit connection: the one statement is the whole transaction.
                 with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                    sent.append(1)
                     return self.save(curs, stored_events, links, kwargs.get("guard"))
             except IntegrityError:
                 landed = self._landed(stored_events) if len(sent) > 1 else None
@@ -267,7 +267,13 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
                     raise
                 return landed
 
-        return on_live_connection(self.datastore, attempt)
+        try:
+            return on_live_connection(self.datastore, attempt)
+        except (OperationalError, InterfaceError) as error:
+            if sent:
+                # A statement went out and no answer came back: it may have committed.
+                raise SaveOutcomeUnknown(f"the save's outcome is unknown: {error}") from error
+            raise
 
     def _landed(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
         """The notification ids of ``stored_events`` if exactly they are stored, else None."""

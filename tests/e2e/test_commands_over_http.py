@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
+from ledger.errors import SaveOutcomeUnknown
 from ledger.storage import StoreConfig
 from tests.e2e.support import ADMIN_TOKEN, Api, Call, Person, Stage, World
 
@@ -243,6 +244,31 @@ def test_a_refused_command_releases_its_idempotency_key(world: World) -> None:
     assert retried.status_code == 201, retried.text
     assert "Idempotent-Replayed" not in retried.headers
     assert retried.json()["result"] == {"invoice_number": 1}
+
+
+def test_a_command_whose_save_may_have_landed_keeps_its_idempotency_key(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store went away mid-save: a retry must not run the command a second time."""
+    api = world.api
+    ledger = api.client.app.state.services.ledger  # type: ignore[attr-defined]
+    original = ledger.save
+
+    def saved_then_the_store_went_away(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)
+        raise SaveOutcomeUnknown("the save's outcome is unknown: server closed the connection")
+
+    monkeypatch.setattr(ledger, "save", saved_then_the_store_went_away)
+    before = api.written(world.coop)
+    key = {"Idempotency-Key": "klus-tijdens-storing"}
+
+    first = take_work(api, world.coop, world.member, **key)
+    monkeypatch.setattr(ledger, "save", original)
+    retried = take_work(api, world.coop, world.member, **key)
+
+    refused(first, 503, "store_unavailable")
+    refused(retried, 409, "request_in_progress", "Idempotency-Key")
+    assert api.written(world.coop) == (before[0] + 1, before[1] + 1), "recorded once, not twice"
 
 
 def test_idempotency_keys_belong_to_the_person_who_sent_them(world: World) -> None:

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 
 from ledger import Cooperative, FoundingMember, SplitPlan
 from ledger.chain import chain_links
@@ -295,3 +295,26 @@ def test_a_contended_cooperatives_cached_copy_catches_up_and_chains_on_from_the_
     report = verify(world.ledger, coop_id, [result.receipt])
     assert report.breaks == []
     assert report.receipt_failures == []
+
+
+def test_a_command_whose_snapshot_cannot_be_written_still_succeeds_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its events are recorded: failing it now would have its caller run it a second time."""
+    coop_id = world.found(size=3)
+    member = world.people[0]
+    snapshots = world.ledger.snapshots
+    assert snapshots is not None
+
+    def store_gone(*_: Any, **__: Any) -> None:
+        raise OperationalError("the snapshot store went away")
+
+    monkeypatch.setattr(snapshots, "put", store_gone)
+    versions = [
+        world.ledger.take_work(coop_id, client_ref=f"c{n}", actor=member).version
+        for n in range(12)  # past the snapshot interval of 10
+    ]
+
+    assert versions == list(range(versions[0], versions[0] + 12))
+    assert world.ledger.get_cooperative(coop_id).version == versions[-1]
+    assert len(world.ledger.get_cooperative(coop_id).work) == 12

@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 
 from ledger import Ledger, StoreConfig, storage
 from ledger.application import priority_key, queue_key
+from ledger.errors import SaveOutcomeUnknown
 from ledger.pg_recorder import LockFreePostgresRecorder
 from ledger.storage import Database
 from tests.integration.support import Clock, World
@@ -74,6 +75,34 @@ def test_a_save_whose_answer_was_lost_after_commit_is_acknowledged_once_not_doub
     assert [n.id for n in stored] == [result.position], "one event, acknowledged at its position"
     coop = world.ledger.get_cooperative(coop_id)
     assert [w.client_ref for w in coop.work.values()].count("once") == 1
+
+
+def test_a_save_sent_before_the_store_went_away_is_reported_as_of_unknown_outcome(
+    world: World,
+) -> None:
+    coop_id = world.found(size=3)
+    recorder = recorder_of(world)
+    original_save, original_connection = recorder.save, recorder.datastore.get_connection
+
+    def store_gone(*_: Any, **__: Any) -> Any:
+        message = "couldn't get a connection after 5.00 sec"
+        raise OperationalError(message) from PoolTimeout(message)
+
+    def commit_then_the_store_goes(
+        curs: Any, stored_events: Any, links: Any, guard: int | None = None
+    ) -> list[int]:
+        original_save(curs, stored_events, links, guard)
+        recorder.datastore.get_connection = store_gone  # type: ignore[method-assign]
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    recorder.save = commit_then_the_store_goes  # type: ignore[method-assign]
+    before = world.ledger.get_cooperative(coop_id).version
+    with pytest.raises(SaveOutcomeUnknown):
+        world.ledger.take_work(coop_id, client_ref="maybe", actor=world.people[0])
+    recorder.save = original_save  # type: ignore[method-assign]
+    recorder.datastore.get_connection = original_connection  # type: ignore[method-assign]
+    assert world.ledger.get_cooperative(coop_id).version == before + 1, "it had in fact landed"
+    assert issubclass(SaveOutcomeUnknown, OperationalError), "a 503, like any store outage"
 
 
 def test_a_save_or_a_read_that_never_gets_a_connection_fails_at_once(world: World) -> None:
