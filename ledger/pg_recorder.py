@@ -28,6 +28,7 @@ order and come before everything written afterwards.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -84,7 +85,6 @@ class _FailFastReads:
 
     datastore: PostgresDatastore
     select_events_statement: Composed
-    _selects: dict[tuple[bool, bool, bool, bool], str]
 
     def select_events(
         self,
@@ -121,13 +121,14 @@ class _FailFastReads:
             state=row["state"],
         )
 
+    @functools.cached_property
+    def _selects(self) -> dict[tuple[bool, bool, bool, bool], str]:
+        return {}  # rendered select statements by shape (see _select)
+
     def _select(self, shape: tuple[bool, bool, bool, bool]) -> str:
-        try:
-            return self._selects[shape]
-        except AttributeError:
-            self._selects = {}
-        except KeyError:
-            pass
+        found = self._selects.get(shape)
+        if found is not None:
+            return found
         gt, lte, desc, limit = shape
         text = self.select_events_statement.as_string(None)
         text += " AND originator_version > %s" if gt else ""
