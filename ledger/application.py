@@ -362,6 +362,8 @@ class Ledger(Application[UUID]):
 
     def close(self) -> None:
         self.db.close()
+        if isinstance(self.recorder, LockFreePostgresRecorder):
+            self.recorder.close()
         super().close()
 
     # ---- reading --------------------------------------------------------------------

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -52,12 +53,27 @@ from psycopg_pool import PoolTimeout
 from ledger.chain import Link
 from ledger.errors import SaveOutcomeUnknown, StoreNeedsMigration
 from ledger.log import LogPosition
+from ledger.pg_wire import (
+    BYTEA_OID,
+    INT8,
+    INT8_OID,
+    TEXT_OID,
+    UUID_OID,
+    Line,
+    NoConnection,
+    SaveLines,
+    translated,
+    uuid_bytes,
+)
 
 COLUMN = "transaction_id"
 ROW_ORDER = "transaction_id, notification_id"
 
 
 T = TypeVar("T")
+# The one-event save's parameters: the event, the guard's key when guarded, its chain link.
+EVENT_TYPES = (UUID_OID, INT8_OID, TEXT_OID, BYTEA_OID)
+LINK_TYPES = (UUID_OID, INT8_OID, TEXT_OID, TEXT_OID)
 
 
 def on_live_connection(datastore: PostgresDatastore, attempt: Callable[[], T]) -> T:
@@ -73,7 +89,7 @@ def on_live_connection(datastore: PostgresDatastore, attempt: Callable[[], T]) -
         try:
             return attempt()
         except (OperationalError, InterfaceError) as error:
-            if isinstance(error.__cause__, PoolTimeout) or n == tries - 1:
+            if isinstance(error.__cause__, (PoolTimeout, NoConnection)) or n == tries - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -218,7 +234,15 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
             " AND notification_id <= %s) AS covered"
         )
+        pool = datastore.pool
+        conninfo = pool.conninfo if isinstance(pool.conninfo, str) else pool.conninfo()
+        kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+        self.lines = SaveLines(conninfo, kwargs or {}, pool.max_size, pool.timeout)
         self._checked = False
+
+    def close(self) -> None:
+        """Close the save connections (the library's pool is closed by its datastore)."""
+        self.lines.close()
 
     def create_table(self) -> None:
         # CREATE TABLE IF NOT EXISTS would keep an old table, and its index would then fail.
@@ -259,9 +283,9 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         def attempt() -> list[int]:
             try:
                 # An autocommit connection: the one statement is the whole transaction.
-                with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                with self.lines.lend() as line:
                     sent.append(1)
-                    return self.save(curs, stored_events, links, kwargs.get("guard"))
+                    return self.save(line, stored_events, links, kwargs.get("guard"))
             except IntegrityError:
                 landed = self._landed(stored_events) if len(sent) > 1 else None
                 if landed is None:
@@ -297,37 +321,59 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
 
     def save(
         self,
-        curs: Any,
+        line: Line,
         stored_events: Sequence[StoredEvent],
         links: Sequence[Link],
         guard: int | None = None,
     ) -> list[int]:
         """Insert events and their chain links with one statement; their notification ids."""
-        one = len(stored_events) == 1 and len(links) == 1
-        params: tuple[Any, ...]
-        if one:
-            # The usual command: scalar parameters cost a fraction of arrays to send.
-            (e,), (link,) = stored_events, links
-            params = (e.originator_id, e.originator_version, e.topic, e.state)
-            params += (link.originator_id, link.version, link.prev, link.hash)
+        if len(stored_events) == 1 and len(links) == 1:
+            ids = self._save_one(line, stored_events[0], links[0], guard)
         else:
-            params = (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-                [link.originator_id for link in links],
-                [link.version for link in links],
-                [link.prev for link in links],
-                [link.hash for link in links],
-            )
-        if guard is not None:
-            params = (*params[:4], guard, *params[4:])
-        curs.execute(self.save_statements[one, guard is not None], params, prepare=True)
-        ids = [row["notification_id"] for row in curs.fetchall()]
+            ids = self._save_many(line, stored_events, links, guard)
         if not ids:
             raise IntegrityError("a queued writer of this cooperative goes first")
         return ids
+
+    def _save_one(self, line: Line, e: StoredEvent, link: Link, guard: int | None) -> list[int]:
+        # The usual command: a prepared statement run through libpq (ledger.pg_wire).
+        params = [uuid_bytes(e.originator_id), INT8.pack(e.originator_version)]
+        params += [e.topic.encode(), e.state]
+        types: tuple[int, ...] = EVENT_TYPES
+        if guard is not None:
+            params.append(INT8.pack(guard))
+            types += (INT8_OID,)
+        params += [uuid_bytes(link.originator_id), INT8.pack(link.version)]
+        params += [link.prev.encode(), link.hash.encode()]
+        name = b"coop_save_guarded" if guard is not None else b"coop_save"
+        text = self.save_statements[True, guard is not None]
+        return line.run(name, text, types + LINK_TYPES, params)
+
+    def _save_many(
+        self,
+        line: Line,
+        stored_events: Sequence[StoredEvent],
+        links: Sequence[Link],
+        guard: int | None,
+    ) -> list[int]:
+        params: tuple[Any, ...] = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            [link.originator_id for link in links],
+            [link.version for link in links],
+            [link.prev for link in links],
+            [link.hash for link in links],
+        )
+        if guard is not None:
+            params = (*params[:4], guard, *params[4:])
+        try:
+            with line.conn.cursor() as curs:
+                curs.execute(self.save_statements[False, guard is not None], params, prepare=True)
+                return [row["notification_id"] for row in curs.fetchall()]
+        except psycopg.Error as error:
+            raise translated(error) from error
 
     # ---- reading the log --------------------------------------------------------------
 

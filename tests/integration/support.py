@@ -79,9 +79,8 @@ def hold_saves_open(ledger: Ledger, before_commit: Callable[[], object]) -> None
 
         def insert_events(stored_events: Any, **kwargs: Any) -> list[int]:
             # The recorder's own statement, in a transaction kept open after it.
-            with recorder.datastore.get_connection() as conn, conn.transaction():
-                with conn.cursor() as curs:
-                    ids = recorder.save(curs, stored_events, kwargs["chain_links"])
+            with recorder.lines.lend() as line, line.conn.transaction():
+                ids = recorder.save(line, stored_events, kwargs["chain_links"])
                 before_commit()
             return ids
 

@@ -16,6 +16,7 @@ from ledger import Ledger, StoreConfig, storage
 from ledger.application import priority_key, queue_key
 from ledger.errors import SaveOutcomeUnknown
 from ledger.pg_recorder import LockFreePostgresRecorder
+from ledger.pg_wire import NoConnection
 from ledger.storage import Database
 from tests.integration.support import Clock, World
 
@@ -59,12 +60,12 @@ def test_a_save_whose_answer_was_lost_after_commit_is_acknowledged_once_not_doub
     calls: list[int] = []
 
     def commit_then_lose_the_answer(
-        curs: Any, stored_events: Any, links: Any, guard: int | None = None
+        line: Any, stored_events: Any, links: Any, guard: int | None = None
     ) -> list[int]:
         calls.append(len(stored_events))
-        ids = original(curs, stored_events, links, guard)
+        ids = original(line, stored_events, links, guard)
         if len(calls) == 1:
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
+            raise OperationalError("server closed the connection unexpectedly")
         return ids
 
     recorder.save = commit_then_lose_the_answer  # type: ignore[method-assign]
@@ -82,25 +83,25 @@ def test_a_save_sent_before_the_store_went_away_is_reported_as_of_unknown_outcom
 ) -> None:
     coop_id = world.found(size=3)
     recorder = recorder_of(world)
-    original_save, original_connection = recorder.save, recorder.datastore.get_connection
+    original_save, original_lend = recorder.save, recorder.lines.lend
 
     def store_gone(*_: Any, **__: Any) -> Any:
-        message = "couldn't get a connection after 5.00 sec"
-        raise OperationalError(message) from PoolTimeout(message)
+        message = "no save connection: connection refused"
+        raise OperationalError(message) from NoConnection(message)
 
     def commit_then_the_store_goes(
-        curs: Any, stored_events: Any, links: Any, guard: int | None = None
+        line: Any, stored_events: Any, links: Any, guard: int | None = None
     ) -> list[int]:
-        original_save(curs, stored_events, links, guard)
-        recorder.datastore.get_connection = store_gone  # type: ignore[method-assign]
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
+        original_save(line, stored_events, links, guard)
+        recorder.lines.lend = store_gone  # type: ignore[method-assign]
+        raise OperationalError("server closed the connection unexpectedly")
 
     recorder.save = commit_then_the_store_goes  # type: ignore[method-assign]
     before = world.ledger.get_cooperative(coop_id).version
     with pytest.raises(SaveOutcomeUnknown):
         world.ledger.take_work(coop_id, client_ref="maybe", actor=world.people[0])
     recorder.save = original_save  # type: ignore[method-assign]
-    recorder.datastore.get_connection = original_connection  # type: ignore[method-assign]
+    recorder.lines.lend = original_lend  # type: ignore[method-assign]
     assert world.ledger.get_cooperative(coop_id).version == before + 1, "it had in fact landed"
     assert issubclass(SaveOutcomeUnknown, OperationalError), "a 503, like any store outage"
 
@@ -117,7 +118,13 @@ def test_a_save_or_a_read_that_never_gets_a_connection_fails_at_once(world: Worl
         message = "couldn't get a connection after 5.00 sec"
         raise OperationalError(message) from PoolTimeout(message)
 
+    def no_line(*_: Any, **__: Any) -> Any:
+        calls.append(1)
+        message = "no save connection free after 5.00 s"
+        raise OperationalError(message) from NoConnection(message)
+
     recorder.datastore.get_connection = refuse  # type: ignore[method-assign]
+    recorder.lines.lend = no_line  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
         world.ledger.take_work(coop_id, client_ref="down", actor=world.people[0])
     assert len(calls) == 1, "no second wait for a pool that has nothing to lend"
@@ -164,9 +171,9 @@ def test_a_racing_writer_gives_way_to_a_starving_queued_writer_then_goes_on(
     recorder = recorder_of(world)
     original = recorder.save
 
-    def counting(curs: Any, stored_events: Any, links: Any, guard: int | None = None) -> list[int]:
+    def counting(line: Any, stored_events: Any, links: Any, guard: int | None = None) -> list[int]:
         try:
-            return original(curs, stored_events, links, guard)
+            return original(line, stored_events, links, guard)
         except IntegrityError:
             refused.append(0 if guard is None else 1)
             raise
