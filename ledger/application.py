@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VOTING_PERIOD = timedelta(days=7)
 # After this many lost races in one command, all commands on that cooperative in this
-# process queue (PostgreSQL) for CONTENDED_FOR_S: racing is cheaper until then.
+# process queue (PostgreSQL) for CONTENDED_FOR_S: racing is cheaper until then. A queued
+# command that finds others' events on its turn renews that time: the contention goes on.
 QUEUE_ALL_AFTER = 3
 # A queued command that lost this many races takes priority: writers that do not queue
 # give way to it (their save inserts nothing while it holds the priority key).
@@ -264,8 +265,13 @@ class Ledger(Application[UUID]):
                 continue
             processing_event.events.extend(aggregate.collect_events())
             processing_event.aggregates[aggregate.id] = aggregate
+        turn: Queue | None = kwargs.pop("turn", None)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
+        if turn is not None:
+            # The next queued writer may go as soon as the events are stored; the snapshot
+            # and the result are this writer's own business.
+            turn.release()
         try:
             self._take_snapshots(processing_event)
         except Exception:
@@ -429,9 +435,7 @@ class Ledger(Application[UUID]):
             if attempt + 1 >= QUEUE_ALL_AFTER:
                 # Racing has become a lottery: every command here queues for a while, so a
                 # queued retry is no longer overtaken by first attempts (nobody starves).
-                self._contended[cooperative_id] = time.monotonic() + CONTENDED_FOR_S
-                if len(self._contended) > 10_000:
-                    self._contended.clear()
+                self._mark_contended(cooperative_id)
             if self.db.kind == "sqlite":
                 # Full jitter, so colliding writers do not collide again.
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
@@ -481,7 +485,8 @@ class Ledger(Application[UUID]):
             others, value = [value], value.id
         # Unless queued, a save gives way to a starving queued writer (see PRIORITY_AFTER).
         racing = place is None and self.db.kind == "postgresql"
-        guard = {"guard": priority_key(cooperative_id)} if racing else {}
+        turn: dict[str, Any] = {"turn": place} if place is not None else {}
+        guard = {"guard": priority_key(cooperative_id)} if racing else turn
         try:
             recordings = self.save(coop, *others, **guard)
         except IntegrityError:
@@ -492,6 +497,11 @@ class Ledger(Application[UUID]):
         if self.repository.cache is not None:
             self.repository.cache.put(coop.id, coop)
         return self._result(coop, recordings, value)
+
+    def _mark_contended(self, cooperative_id: UUID) -> None:
+        self._contended[cooperative_id] = time.monotonic() + CONTENDED_FOR_S
+        if len(self._contended) > 10_000:
+            self._contended.clear()
 
     def _catch_up(self, coop: Cooperative, place: Queue, attempt: int) -> None:
         """Wait for ``place``'s turn, then apply the events stored since ``coop``'s version
@@ -505,6 +515,7 @@ class Ledger(Application[UUID]):
             stored = [recorder.stored_event(row) for row in rows]
         if not stored:
             return
+        self._mark_contended(coop.id)
         head = self.heads.get(coop.id)
         heads = {coop.id: head[1]} if head is not None and head[0] == coop.version else None
         for record in stored:

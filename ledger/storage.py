@@ -198,6 +198,15 @@ class Queue:
         self.locked = True
         return cur.fetchall()
 
+    def release(self) -> None:
+        """Let the next writer in now (also done when the place is given up)."""
+        if self.lease is not None and self.locked:
+            self.locked = False
+            # Never raises: the caller's events may be stored already. A connection that
+            # fails here is dead, and its session's locks died with it.
+            with contextlib.suppress(psycopg.Error):
+                self.lease.execute("SELECT pg_advisory_unlock_all()")
+
 
 class Database:
     """Transactions on our own tables in the ledger's database."""
@@ -303,8 +312,7 @@ class Database:
         finally:
             if lease is not None:
                 try:
-                    if place.locked:
-                        lease.execute("SELECT pg_advisory_unlock_all()")
+                    place.release()
                 finally:
                     self._lock_pool().putconn(lease)
 
