@@ -50,10 +50,11 @@ from ledger.hours import Hours
 from ledger.log import EventLog
 from ledger.mapper import TypedMapper
 from ledger.people import PeopleRegistry, Person
+from ledger.pg_queue import Turn
 from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
-from ledger.storage import Database, Queue, StoreConfig
+from ledger.storage import Database, StoreConfig
 from ledger.transcoder import OrjsonTranscoder
 
 Clock = Callable[[], datetime]
@@ -265,12 +266,12 @@ class Ledger(Application[UUID]):
                 continue
             processing_event.events.extend(aggregate.collect_events())
             processing_event.aggregates[aggregate.id] = aggregate
-        turn: Queue | None = kwargs.pop("turn", None)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
+        turn: Turn | None = kwargs.get("turn")
         if turn is not None:
-            # The next queued writer may go as soon as the events are stored; the snapshot
-            # and the result are this writer's own business.
+            # The next queued writer may go as soon as the events are stored (a one-event
+            # save already gave the turn up); the snapshot and the result are ours alone.
             turn.release()
         try:
             self._take_snapshots(processing_event)
@@ -421,8 +422,9 @@ class Ledger(Application[UUID]):
             queued = self.db.kind == "postgresql" and (
                 attempt > 0 or self._contended.get(cooperative_id, 0.0) > time.monotonic()
             )
-            queue: contextlib.AbstractContextManager[Queue | None] = (
-                self.db.queue(queue_key(cooperative_id)) if queued else contextlib.nullcontext()
+            recorder = cast(LockFreePostgresRecorder, self.recorder)
+            queue: contextlib.AbstractContextManager[Turn | None] = (
+                recorder.queue(queue_key(cooperative_id)) if queued else contextlib.nullcontext()
             )
             with self._stripes[hash(cooperative_id) % len(self._stripes)], queue as place:
                 try:
@@ -449,7 +451,7 @@ class Ledger(Application[UUID]):
         cooperative_id: UUID,
         act: Callable[[Cooperative, datetime], Any],
         expected_version: int | None,
-        place: Queue | None = None,
+        place: Turn | None = None,
         attempt: int = 0,
     ) -> CommandResult | None:
         """One try of a command; None when a version conflict calls for another.
@@ -503,16 +505,13 @@ class Ledger(Application[UUID]):
         if len(self._contended) > 10_000:
             self._contended.clear()
 
-    def _catch_up(self, coop: Cooperative, place: Queue, attempt: int) -> None:
+    def _catch_up(self, coop: Cooperative, place: Turn, attempt: int) -> None:
         """Wait for ``place``'s turn, then apply the events stored since ``coop``'s version
         and follow their chain links."""
         recorder = cast(LockFreePostgresRecorder, self.recorder)
         also = priority_key(coop.id) if attempt >= PRIORITY_AFTER else None
-        rows = place.wait(recorder.select_after_statement, (coop.id, coop.version), also=also)
-        if rows is None:
-            stored = self.recorder.select_events(coop.id, gt=coop.version)
-        else:
-            stored = [recorder.stored_event(row) for row in rows]
+        found = place.wait(recorder.read_after(coop.id, coop.version), also=also)
+        stored = self.recorder.select_events(coop.id, gt=coop.version) if found is None else found
         if not stored:
             return
         self._mark_contended(coop.id)

@@ -28,8 +28,9 @@ order and come before everything written afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -50,18 +51,23 @@ from eventsourcing.postgres import (
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import PoolTimeout
 
+from ledger import pg_queue
 from ledger.chain import Link
 from ledger.errors import SaveOutcomeUnknown, StoreNeedsMigration
 from ledger.log import LogPosition
+from ledger.pg_queue import Turn
 from ledger.pg_wire import (
     BYTEA_OID,
     INT8,
     INT8_OID,
     TEXT_OID,
     UUID_OID,
+    Call,
     Line,
     NoConnection,
     SaveLines,
+    failure,
+    int8_column,
     translated,
     uuid_bytes,
 )
@@ -192,7 +198,7 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             return SQL(text).format(**names).as_string(None)
 
         # Guarded saves (``guard``: an advisory lock key) insert nothing while a queued writer
-        # of that cooperative holds its lock (ledger.storage.Queue): the queue is not
+        # of that cooperative holds its lock (ledger.pg_queue): the queue is not
         # overtaken. ``linked`` inserts only what ``saved`` did.
         guard = " WHERE pg_try_advisory_xact_lock(%s::bigint)"
         saved_many = " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
@@ -238,11 +244,34 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else pool.conninfo()
         kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
         self.lines = SaveLines(conninfo, kwargs or {}, pool.max_size, pool.timeout)
+        # Queued writers wait on connections of their own: a writer waiting its turn must
+        # never hold one that the writer it waits for needs. A lock wait runs out.
+        wait_s = pg_queue.QUEUE_WAIT_S
+        queue_kwargs = (kwargs or {}) | {"options": f"-c lock_timeout={int(wait_s * 1000)}"}
+        self.turn_lines = SaveLines(conninfo, queue_kwargs, 16, wait_s)
         self._checked = False
 
     def close(self) -> None:
         """Close the save connections (the library's pool is closed by its datastore)."""
         self.lines.close()
+        self.turn_lines.close()
+
+    @contextlib.contextmanager
+    def queue(self, key: int) -> Iterator[Turn]:
+        """A place in the line of writers on ``key`` (see ledger.pg_queue); given up after."""
+        with contextlib.ExitStack() as stack:
+            try:
+                line: Line | None = stack.enter_context(self.turn_lines.lend())
+            except OperationalError:
+                line = None  # none to be had: the writer races
+            turn = Turn(line, key)
+            stack.callback(turn.release)
+            yield turn
+
+    def read_after(self, originator_id: UUID, version: int) -> Call:
+        """The read of a queued writer's turn: the events of one aggregate after ``version``."""
+        params = (uuid_bytes(originator_id), INT8.pack(version))
+        return Call(self.select_after_statement, (UUID_OID, INT8_OID), params, b"coop_read_after")
 
     def create_table(self) -> None:
         # CREATE TABLE IF NOT EXISTS would keep an old table, and its index would then fail.
@@ -278,10 +307,14 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         if kwargs.get("tracking") is not None:
             raise ProgrammingError("this recorder records no tracking with events")
         links: Sequence[Link] = kwargs.get("chain_links") or ()
+        turn: Turn | None = kwargs.get("turn")
         sent: list[int] = []
 
         def attempt() -> list[int]:
             try:
+                if turn is not None and turn.locked and not sent:
+                    sent.append(1)
+                    return self.save_in_turn(turn, stored_events, links)
                 # An autocommit connection: the one statement is the whole transaction.
                 with self.lines.lend() as line:
                     sent.append(1)
@@ -335,8 +368,26 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             raise IntegrityError("a queued writer of this cooperative goes first")
         return ids
 
+    def save_in_turn(
+        self, turn: Turn, stored_events: Sequence[StoredEvent], links: Sequence[Link]
+    ) -> list[int]:
+        """Save on the queued writer's own connection; one event also gives the turn up."""
+        if turn.line is None:
+            raise ProgrammingError("a save in a turn needs the turn's connection")
+        if len(stored_events) != 1 or len(links) != 1:
+            return self.save(turn.line, stored_events, links)
+        result = turn.save(self._one_call(stored_events[0], links[0], None))
+        error = failure(result)
+        if error is not None:
+            raise error
+        return int8_column(result)
+
     def _save_one(self, line: Line, e: StoredEvent, link: Link, guard: int | None) -> list[int]:
         # The usual command: a prepared statement run through libpq (ledger.pg_wire).
+        call = self._one_call(e, link, guard)
+        return line.run(call.name, call.text, call.types, call.params)
+
+    def _one_call(self, e: StoredEvent, link: Link, guard: int | None) -> Call:
         params = [uuid_bytes(e.originator_id), INT8.pack(e.originator_version)]
         params += [e.topic.encode(), e.state]
         types: tuple[int, ...] = EVENT_TYPES
@@ -346,8 +397,7 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         params += [uuid_bytes(link.originator_id), INT8.pack(link.version)]
         params += [link.prev.encode(), link.hash.encode()]
         name = b"coop_save_guarded" if guard is not None else b"coop_save"
-        text = self.save_statements[True, guard is not None]
-        return line.run(name, text, types + LINK_TYPES, params)
+        return Call(self.save_statements[True, guard is not None], types + LINK_TYPES, params, name)
 
     def _save_many(
         self,

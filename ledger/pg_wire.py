@@ -14,10 +14,12 @@ version conflict is still an ``IntegrityError`` and a lost connection an
 
 from __future__ import annotations
 
+import select
 import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -78,6 +80,16 @@ def uuid_bytes(value: UUID | str) -> bytes:
     return value.bytes if isinstance(value, UUID) else UUID(value).bytes
 
 
+@dataclass(frozen=True)
+class Call:
+    """One statement for ``Line.each``: prepared under ``name`` when it has one."""
+
+    text: str
+    types: Sequence[int]
+    params: Sequence[bytes]
+    name: bytes = b""
+
+
 class Line:
     """One autocommit connection kept for saves, with the statements prepared on it."""
 
@@ -105,6 +117,38 @@ class Line:
             raise translated(error) from error
         return [INT8.unpack(result.get_value(row, 0) or b"")[0] for row in range(result.ntuples)]
 
+    def each(self, calls: Sequence[Call]) -> list[pq.abc.PGresult]:
+        """Run ``calls`` in one round trip, each its own transaction; one result each.
+
+        A libpq pipeline with a Sync after every statement: a statement that fails does
+        not stop the ones after it (an unlock always runs), and each one sees what the
+        ones before it committed. Waiting happens in ``select``, without the GIL.
+        """
+        pgconn = self.conn.pgconn
+        try:
+            for call in calls:
+                if call.name and call.name not in self.prepared:
+                    text = dollar_params(call.text).encode()
+                    self._check(pgconn.prepare(call.name, text, call.types))
+                    self.prepared.add(call.name)
+            pgconn.enter_pipeline_mode()
+            for call in calls:
+                formats = [BINARY] * len(call.params)
+                if call.name:
+                    pgconn.send_query_prepared(call.name, call.params, formats, BINARY)
+                else:
+                    text = dollar_params(call.text).encode()
+                    pgconn.send_query_params(text, call.params, call.types, formats, BINARY)
+                pgconn.pipeline_sync()
+            _flush(pgconn)
+            results = _collect(pgconn, len(calls))
+            pgconn.exit_pipeline_mode()
+        except psycopg.Error as error:
+            # Left mid-pipeline, the connection cannot be trusted with the next save.
+            self.close()
+            raise translated(error) from error
+        return results
+
     def _check(self, result: pq.abc.PGresult) -> None:
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
             return
@@ -114,6 +158,44 @@ class Line:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def failure(result: pq.abc.PGresult) -> PersistenceError | None:
+    """The error ``result`` reports, as the library's exception; None if it succeeded."""
+    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        return None
+    return translated(psycopg.errors.error_from_result(result))
+
+
+def int8_column(result: pq.abc.PGresult) -> list[int]:
+    return [INT8.unpack(result.get_value(row, 0) or b"")[0] for row in range(result.ntuples)]
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    while pgconn.flush():
+        select.select([], [pgconn.socket], [])
+
+
+def _collect(pgconn: pq.abc.PGconn, count: int) -> list[pq.abc.PGresult]:
+    """The first result of each of ``count`` statements, each followed by its Sync."""
+    found: list[pq.abc.PGresult] = []
+    current: pq.abc.PGresult | None = None
+    while len(found) < count:
+        pgconn.consume_input()
+        if pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            continue
+        result = pgconn.get_result()
+        if result is None:
+            continue
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            if current is None:
+                raise psycopg.OperationalError("a pipeline Sync came without its statement")
+            found.append(current)
+            current = None
+        elif current is None:
+            current = result
+    return found
 
 
 class SaveLines:

@@ -12,7 +12,6 @@ connections): SQL is written once with ``?`` placeholders and runs on both store
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
@@ -25,12 +24,9 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 DEFAULT_URL = "sqlite:///var/ledger.sqlite3"
-# The longest a writer waits in a cooperative's queue (see Database.queue) before racing.
-QUEUE_WAIT_S = 2.0
 URL_VARIABLE = "COOP_LEDGER_DATABASE_URL"
 
 
@@ -165,49 +161,6 @@ class _PgCursor:
         return self._cursor.fetchall()
 
 
-class Queue:
-    """A writer's place in the line on one key; it waits only when asked to (``wait``)."""
-
-    def __init__(self, lease: psycopg.Connection[Any] | None, key: int) -> None:
-        self.lease, self.key, self.locked = lease, key, False
-
-    def wait(
-        self, sql: str, params: Sequence[Any], *, also: int | None = None
-    ) -> list[dict[str, Any]] | None:
-        """Wait for this writer's turn, then run the query ``sql`` at once; its rows.
-
-        All go in one round trip (a pipeline): the query starts when the lock is granted,
-        so it sees every write of the writers ahead. ``also`` is one more key to hold
-        (a priority over writers that do not queue). None when there is no turn to wait
-        for (no lock connection, the wait ran out, the connection failed): the caller
-        reads for itself and races.
-        """
-        if self.lease is None:
-            return None
-        try:
-            with self.lease.pipeline():
-                for key in (self.key, also):
-                    if key is not None:
-                        self.lease.execute("SELECT pg_advisory_lock(%s)", (key,))
-                cur = self.lease.cursor(row_factory=dict_row)
-                cur.execute(sql, params, binary=True)
-        except psycopg.Error:
-            with contextlib.suppress(psycopg.Error):  # in case the lock came and the query failed
-                self.lease.execute("SELECT pg_advisory_unlock_all()")
-            return None
-        self.locked = True
-        return cur.fetchall()
-
-    def release(self) -> None:
-        """Let the next writer in now (also done when the place is given up)."""
-        if self.lease is not None and self.locked:
-            self.locked = False
-            # Never raises: the caller's events may be stored already. A connection that
-            # fails here is dead, and its session's locks died with it.
-            with contextlib.suppress(psycopg.Error):
-                self.lease.execute("SELECT pg_advisory_unlock_all()")
-
-
 class Database:
     """Transactions on our own tables in the ledger's database."""
 
@@ -215,8 +168,6 @@ class Database:
         self.config = config
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._local = threading.local()
-        self._locks: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._lock_pool_guard = threading.Lock()
         if config.kind == "postgresql":
             self._pool = ConnectionPool(
                 config.conninfo,
@@ -292,52 +243,6 @@ class Database:
             raise
         conn.execute("COMMIT")
 
-    @contextmanager
-    def queue(self, key: int) -> Iterator[Queue]:
-        """A place in the line of writers on ``key`` (any 64-bit integer): see :class:`Queue`.
-
-        Writers that lost a race on one aggregate line up on a PostgreSQL advisory lock
-        instead of racing again; the lock is the session's, so a holder that dies releases
-        it. It only saves wasted work: when no lock connection is free or the wait runs
-        long, the caller goes on without it and the version check still decides. SQLite
-        already lets one writer in at a time: nothing to do there.
-        """
-        lease = None
-        if self._pool is not None:
-            with contextlib.suppress(psycopg.Error):
-                lease = self._lock_pool().getconn(timeout=QUEUE_WAIT_S)
-        place = Queue(lease, key)
-        try:
-            yield place
-        finally:
-            if lease is not None:
-                try:
-                    place.release()
-                finally:
-                    self._lock_pool().putconn(lease)
-
-    def _lock_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        # Its own connections: a writer waiting in the queue must never hold one the
-        # writer it waits for needs (the chain head, the people registry).
-        with self._lock_pool_guard:
-            if self._locks is None:
-                self._locks = ConnectionPool(
-                    self.config.conninfo,
-                    min_size=0,
-                    max_size=16,
-                    open=True,
-                    kwargs={
-                        "autocommit": True,
-                        # Nothing prepared: a pipeline that fails (a lock wait that ran out)
-                        # drops what it prepared, and psycopg would go on using the name.
-                        "prepare_threshold": None,
-                        "options": f"-c lock_timeout={int(QUEUE_WAIT_S * 1000)}",
-                    },
-                    timeout=QUEUE_WAIT_S,
-                    reconnect_timeout=2,
-                )
-            return self._locks
-
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the file and empty it (waits for readers)."""
         conn = self._sqlite()
@@ -373,8 +278,6 @@ class Database:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        if self._locks is not None:
-            self._locks.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

@@ -6,18 +6,18 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from ledger import Ledger, StoreConfig, storage
+from ledger import Ledger, StoreConfig, pg_queue
 from ledger.application import priority_key, queue_key
 from ledger.errors import SaveOutcomeUnknown
 from ledger.pg_recorder import LockFreePostgresRecorder
 from ledger.pg_wire import NoConnection
-from ledger.storage import Database
 from tests.integration.support import Clock, World
 
 
@@ -138,12 +138,18 @@ def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The queue only spares wasted work: behind a stuck holder a writer goes on racing."""
-    monkeypatch.setattr(storage, "QUEUE_WAIT_S", 0.3)
+    monkeypatch.setattr(pg_queue, "QUEUE_WAIT_S", 0.3)
     config = StoreConfig.from_url(postgres_url)
-    db = Database(config)
+    ledger = Ledger(config)
+    recorder = ledger.recorder
+    assert isinstance(recorder, LockFreePostgresRecorder)
+    nothing_yet = recorder.read_after(uuid4(), 0)
     try:
-        with db.queue(43) as place, psycopg.connect(config.conninfo, autocommit=True) as other:
-            assert place.wait("SELECT 1 AS one", ()) == [{"one": 1}], "read on its turn"
+        with (
+            recorder.queue(43) as place,
+            psycopg.connect(config.conninfo, autocommit=True) as other,
+        ):
+            assert place.wait(nothing_yet) == [], "read on its turn"
             taken = other.execute("SELECT pg_try_advisory_lock(43)").fetchone()
             assert taken == (False,), "held while the writer is queued"
         with psycopg.connect(config.conninfo, autocommit=True) as after:
@@ -152,12 +158,12 @@ def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
         with psycopg.connect(config.conninfo, autocommit=True) as stuck:
             stuck.execute("SELECT pg_advisory_lock(42)")
             started = time.monotonic()
-            with db.queue(42) as place:
-                assert place.wait("SELECT 1 AS one", ()) is None, "no turn: it races"
+            with recorder.queue(42) as place:
+                assert place.wait(nothing_yet) is None, "no turn: it races"
                 waited = time.monotonic() - started
             assert 0.2 < waited < 5, "waited its turn, then went on without the lock"
     finally:
-        db.close()
+        ledger.close()
 
 
 def test_a_racing_writer_gives_way_to_a_starving_queued_writer_then_goes_on(
@@ -209,17 +215,21 @@ def test_a_racing_writer_gives_way_to_a_starving_queued_writer_then_goes_on(
 def test_a_queue_connection_stays_usable_after_many_waits_that_ran_out(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wait that runs out fails its pipeline; nothing it prepared may be used again."""
-    monkeypatch.setattr(storage, "QUEUE_WAIT_S", 0.05)
+    """A wait that runs out fails its pipeline; the connection still serves the next turn."""
+    monkeypatch.setattr(pg_queue, "QUEUE_WAIT_S", 0.05)
     config = StoreConfig.from_url(postgres_url)
-    db = Database(config)
+    ledger = Ledger(config)
+    recorder = ledger.recorder
+    assert isinstance(recorder, LockFreePostgresRecorder)
+    nothing_yet = recorder.read_after(uuid4(), 0)
     try:
         with psycopg.connect(config.conninfo, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(46)")
-            for _ in range(8):  # past psycopg's threshold for preparing a statement
-                with db.queue(46) as place:
-                    assert place.wait("SELECT 1 AS one", ()) is None
-        with db.queue(46) as place:
-            assert place.wait("SELECT 1 AS one", ()) == [{"one": 1}]
+            for _ in range(8):
+                with recorder.queue(46) as place:
+                    assert place.wait(nothing_yet) is None
+        with recorder.queue(46) as place:
+            assert place.wait(nothing_yet) == []
+        assert len(recorder.turn_lines._idle) == 1, "one connection served every turn"
     finally:
-        db.close()
+        ledger.close()
