@@ -511,7 +511,10 @@ class Ledger(Application[UUID]):
         recorder = cast(LockFreePostgresRecorder, self.recorder)
         also = priority_key(coop.id) if attempt >= PRIORITY_AFTER else None
         found = place.wait(recorder.read_after(coop.id, coop.version), also=also)
-        stored = self.recorder.select_events(coop.id, gt=coop.version) if found is None else found
+        if found is None:
+            stored, stored_head = self.recorder.select_events(coop.id, gt=coop.version), None
+        else:
+            stored, stored_head = found.events, found.head
         if not stored:
             return
         self._mark_contended(coop.id)
@@ -519,7 +522,9 @@ class Ledger(Application[UUID]):
         heads = {coop.id: head[1]} if head is not None and head[0] == coop.version else None
         for record in stored:
             cast(Cooperative.Event, self.mapper.to_domain_event(record)).mutate(coop)
-        if heads is not None:
+        if stored_head is not None:
+            self.heads[coop.id] = (stored[-1].originator_version, stored_head)
+        elif heads is not None:
             # The links those events were stored with, without asking the store for them.
             link = chain_links(stored, heads, {})[-1]
             self.heads[coop.id] = (link.version, link.hash)

@@ -17,6 +17,7 @@ still decides. The queue only spares wasted work; it never decides who wins.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, ProgrammingError, StoredEvent
@@ -39,7 +40,7 @@ class Turn:
     def __init__(self, line: Line | None, key: int) -> None:
         self.line, self.key, self.locked = line, key, False
 
-    def wait(self, read: Call, *, also: int | None = None) -> list[StoredEvent] | None:
+    def wait(self, read: Call, *, also: int | None = None) -> CaughtUp | None:
         """Wait for this writer's turn, then run ``read`` (stored events) at once.
 
         ``also`` is one more key to hold (a priority over writers that do not queue).
@@ -57,7 +58,7 @@ class Turn:
         if any(failure(r) for r in (*locks, rows)):
             self.release()
             return None
-        return stored_events(rows)
+        return caught_up(rows)
 
     def save(self, save: Call) -> pq.abc.PGresult:
         """Run ``save``, then give the turn up, in one round trip; the save's result."""
@@ -84,8 +85,17 @@ class Turn:
             self.line.close()  # never lend a connection that may still hold a lock
 
 
-def stored_events(result: pq.abc.PGresult) -> list[StoredEvent]:
-    """Rows of the events table, read in binary, as the library's StoredEvent."""
+@dataclass(frozen=True)
+class CaughtUp:
+    """What a turn's read found: the events, and the hash of the last one's chain link."""
+
+    events: list[StoredEvent]
+    head: str | None
+
+
+def caught_up(result: pq.abc.PGresult) -> CaughtUp:
+    """Rows of the events table, read in binary, as the library's StoredEvent (and the
+    ``hash`` column of the last row, when the read has one)."""
     named = {result.fname(n): n for n in range(result.nfields)}
     names = (b"originator_id", b"originator_version", b"topic", b"state")
     columns = [named[name] for name in names]
@@ -100,4 +110,8 @@ def stored_events(result: pq.abc.PGresult) -> list[StoredEvent]:
                 state=bytes(state or b""),
             )
         )
-    return events
+    head = None
+    if events and b"hash" in named:
+        found = result.get_value(result.ntuples - 1, named[b"hash"])
+        head = None if found is None else bytes(found).decode()
+    return CaughtUp(events, head)

@@ -128,11 +128,6 @@ class _FailFastReads:
 
         return on_live_connection(self.datastore, read)
 
-    @property
-    def select_after_statement(self) -> str:
-        """The events of one aggregate after a version, in order: (originator_id, gt)."""
-        return self._select((True, False, False, False))
-
     @staticmethod
     def stored_event(row: dict[str, Any]) -> StoredEvent:
         """A row of the events table, read in binary, as the library's StoredEvent."""
@@ -235,6 +230,14 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
             " ORDER BY transaction_id, notification_id LIMIT %s"
         )
+        # A queued writer's catch-up: the events after its copy, with their links' hashes,
+        # so that it learns the chain's head without hashing the events again.
+        self.read_after_statement = render(
+            "SELECT originator_id, originator_version, topic, state, hash"
+            " FROM {schema}.{events} LEFT JOIN {schema}.{chain}"
+            " USING (originator_id, originator_version)"
+            " WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+        )
         self.covers_statement = render(
             "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
             " WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
@@ -271,7 +274,7 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
     def read_after(self, originator_id: UUID, version: int) -> Call:
         """The read of a queued writer's turn: the events of one aggregate after ``version``."""
         params = (uuid_bytes(originator_id), INT8.pack(version))
-        return Call(self.select_after_statement, (UUID_OID, INT8_OID), params, b"coop_read_after")
+        return Call(self.read_after_statement, (UUID_OID, INT8_OID), params, b"coop_read_after")
 
     def create_table(self) -> None:
         # CREATE TABLE IF NOT EXISTS would keep an old table, and its index would then fail.

@@ -16,6 +16,7 @@ from psycopg_pool import PoolTimeout
 from ledger import Ledger, StoreConfig, pg_queue
 from ledger.application import priority_key, queue_key
 from ledger.errors import SaveOutcomeUnknown
+from ledger.pg_queue import CaughtUp
 from ledger.pg_recorder import LockFreePostgresRecorder
 from ledger.pg_wire import NoConnection
 from tests.integration.support import Clock, World
@@ -149,7 +150,7 @@ def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
             recorder.queue(43) as place,
             psycopg.connect(config.conninfo, autocommit=True) as other,
         ):
-            assert place.wait(nothing_yet) == [], "read on its turn"
+            assert place.wait(nothing_yet) == CaughtUp([], None), "read on its turn"
             taken = other.execute("SELECT pg_try_advisory_lock(43)").fetchone()
             assert taken == (False,), "held while the writer is queued"
         with psycopg.connect(config.conninfo, autocommit=True) as after:
@@ -229,7 +230,7 @@ def test_a_queue_connection_stays_usable_after_many_waits_that_ran_out(
                 with recorder.queue(46) as place:
                     assert place.wait(nothing_yet) is None
         with recorder.queue(46) as place:
-            assert place.wait(nothing_yet) == []
+            assert place.wait(nothing_yet) == CaughtUp([], None)
         assert len(recorder.turn_lines._idle) == 1, "one connection served every turn"
     finally:
         ledger.close()
