@@ -246,7 +246,9 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         pool = datastore.pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else pool.conninfo()
         kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
-        self.lines = SaveLines(conninfo, kwargs or {}, pool.max_size, pool.timeout)
+        # A save holds its connection for one statement: as many as the pool keeps open
+        # serve a process's threads, waiting for each other a moment at most.
+        self.lines = SaveLines(conninfo, kwargs or {}, pool.min_size, pool.timeout)
         # Queued writers wait on connections of their own: a writer waiting its turn must
         # never hold one that the writer it waits for needs. A lock wait runs out.
         wait_s = pg_queue.QUEUE_WAIT_S
