@@ -34,13 +34,18 @@ def link_hash(prev: str, originator_id: UUID | str, version: int, topic: str, st
         (
             DOMAIN,
             prev,
-            str(UUID(str(originator_id))),
+            canonical_id(originator_id),
             str(version),
             topic,
             hashlib.sha256(state).hexdigest(),
         )
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def canonical_id(originator_id: UUID | str) -> str:
+    """The id's hyphenated lower-case form, however it was given."""
+    return str(originator_id if type(originator_id) is UUID else UUID(str(originator_id)))
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ def chain_links(
     """
     links = []
     for event in stored_events:
-        originator_id = UUID(str(event.originator_id))
+        given = event.originator_id
+        originator_id = given if type(given) is UUID else UUID(str(given))
         if originator_id not in heads:
             parent = parents.get(originator_id)
             heads[originator_id] = heads[parent] if parent is not None else GENESIS
