@@ -47,6 +47,7 @@ from ledger.errors import (
     StaleVersion,
 )
 from ledger.hours import Hours
+from ledger.idset import IdSet
 from ledger.log import EventLog
 from ledger.mapper import TypedMapper
 from ledger.people import PeopleRegistry, Person
@@ -149,6 +150,7 @@ def make_transcoder() -> OrjsonTranscoder:
     for cls in (*VALUE_TYPES, *ENUM_TYPES):
         transcoder.register(cls)
     transcoder.register_value(Hours, "ledger.hours:Hours", Hours.to_columns, Hours.from_columns)
+    transcoder.register_value(IdSet, "ledger.idset:IdSet", IdSet.to_stored, IdSet.from_stored)
     transcoder.declare(Cooperative, STATE_TYPES)
     return transcoder
 

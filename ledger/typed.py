@@ -15,6 +15,7 @@ missing declaration costs speed, never data.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID, SafeUUID
 
-__all__ = ["Codec", "Compiler", "uuid_from_hex"]
+__all__ = ["Codec", "Columns", "Compiler", "uuid_from_hex"]
 
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]  # (encode, decode)
 
@@ -49,6 +50,19 @@ def uuid_from_hex(value: str) -> UUID:
         _UUIDS.clear()
     _UUIDS[value] = made
     return made
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Declares a ``dict[UUID, D]`` of dataclasses to be written column by column.
+
+    ``Annotated[dict[UUID, Member], Columns("person_id")]``: each value's ``key`` field is
+    the key it is filed under. Written as ``{field: [value, ...]}``, one list per field,
+    instead of a dict (with its field names) per value: a third of the bytes, and read
+    back without a call per field per value. The per-value form still reads.
+    """
+
+    key: str
 
 
 class Compiler:
@@ -80,6 +94,9 @@ class Compiler:
 
     def codec(self, hint: Any) -> Codec | None:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is typing.Annotated:
+            found = [m for m in hint.__metadata__ if isinstance(m, Columns)]
+            return self._columns(args[0], found[0].key) if found else self.codec(args[0])
         if origin in (typing.Union, types.UnionType):
             rest = [a for a in args if a is not type(None)]
             return self.codec(rest[0]) if len(rest) == 1 else None  # None passes anyway
@@ -202,6 +219,87 @@ class Compiler:
             return None if data is None else generic(data)
 
         return encode, decode
+
+    def _columns(self, hint: Any, key: str) -> Codec | None:
+        """See :class:`Columns`; a dict of other values keeps the per-value form."""
+        by_value = self.codec(hint)
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        cls = args[1] if origin is dict and len(args) == 2 and args[0] is UUID else None
+        if by_value is None or cls is None or not _plain_dataclass(cls):
+            return by_value
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        hints = typing.get_type_hints(cls)
+        if key not in names or hints[key] is not UUID:
+            raise TypeError(f"Columns({key!r}): {cls.__name__} has no UUID field {key!r}")
+        codecs = [self.codec(hints[name]) or (self._enc, self._dec) for name in names]
+        encoders = [codec[0] for codec in codecs]
+        readers = [
+            self._column_reader(hints[name], codec[1])
+            for name, codec in zip(names, codecs, strict=True)
+        ]
+        by_value_enc, by_value_dec = by_value
+        new, field_set = _new, frozenset(names)
+
+        def encode(value: Any) -> Any:
+            if type(value) is not dict or not all(
+                type(v) is cls and getattr(v, key) == k and vars(v).keys() == field_set
+                for k, v in value.items()
+            ):
+                return by_value_enc(value)  # the per-value form (or the generic one), lossless
+            return {
+                name: [enc(getattr(v, name)) for v in value.values()]
+                for name, enc in zip(names, encoders, strict=True)
+            }
+
+        def decode(data: Any) -> Any:
+            if type(data) is not dict or key not in data:  # a hex key is never a field name
+                return by_value_dec(data)
+            stored = [data[name] for name in names]
+            if {type(column) for column in stored} != {list} or len(set(map(len, stored))) > 1:
+                raise ValueError(f"columns of {cls.__name__}: not lists of one length")
+            columns = [read(column) for column, read in zip(stored, readers, strict=True)]
+            out = {}
+            for row in zip(*columns, strict=True):
+                item = new(cls)
+                item.__dict__ = dict(zip(names, row, strict=True))
+                out[getattr(item, key)] = item
+            return out
+
+        return encode, decode
+
+    def _column_reader(self, hint: Any, decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Decodes a column (a list) of values of the declared type ``hint``."""
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(rest) == 1:
+            hint = rest[0]  # None is written as null and needs no decoding
+        if hint in _SCALARS:
+            # Written as they are: only a value of another type (a tagged dict) needs reading.
+            def same(column: Any) -> Any:
+                if dict not in set(map(type, column)):
+                    return column
+                return list(map(decode, column))
+
+            return same
+        if hint is UUID:
+            return lambda column: [
+                uuid_from_hex(v) if type(v) is str else decode(v) for v in column
+            ]
+        if hint is datetime:
+            parse = datetime.fromisoformat
+            return lambda column: [parse(v) if type(v) is str else decode(v) for v in column]
+        return lambda column: list(map(decode, column))
+
+
+def _plain_dataclass(cls: Any) -> bool:
+    """A dataclass whose instances are just its fields: made without calling __init__."""
+    return (
+        isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and not hasattr(cls, "__post_init__")
+        and "__slots__" not in vars(cls)
+        and not getattr(cls, "__dataclass_params__").frozen  # noqa: B009  # refuses __dict__ too
+        and all(f.init for f in dataclasses.fields(cls))
+    )
 
 
 _SCALARS = (str, int, bool)
