@@ -17,6 +17,7 @@ from test_typed_mapper import assert_exactly
 
 from ledger.application import make_transcoder
 from ledger.cooperative import STATE_TYPES, Cooperative
+from ledger.hours import Hours
 from ledger.idset import IdSet
 from ledger.mapper import TypedMapper
 from ledger.state import Member, Work
@@ -51,9 +52,22 @@ def as_version_3(coop: Cooperative, mapper: Mapper[UUID]) -> StoredEvent:
     return mapper.to_stored_event(snapshot)
 
 
+def v3_hours_columns(hours: Hours) -> dict[str, Any]:
+    """The hours' columns as version 3 wrote them: lists, and the refs a list of hex ids."""
+    columns = hours.to_columns()
+    refs = columns["refs"]
+    return {
+        "ids": columns["ids"],
+        "refs": [refs[n : n + 32] for n in range(0, len(refs), 32)],
+        **{name: orjson.loads(columns[name]) for name in ("work", "member", "minutes", "day")},
+        "invoice": orjson.loads(columns["invoice"]),
+    }
+
+
 def v3_typed() -> TypedMapper:
     transcoder = make_transcoder()
     transcoder.declare(Cooperative, V3_STATE_TYPES)
+    transcoder.register_value(Hours, "ledger.hours:Hours", v3_hours_columns, Hours.from_columns)
     return TypedMapper(transcoder)
 
 
@@ -77,6 +91,7 @@ def test_a_version_3_snapshot_loads_to_exactly_the_same_cooperative() -> None:
         assert state["class_version"] == 3
         assert isinstance(state["closed_proposals"], list)
         assert {m["_"] for m in state["members"].values()} == {"C"}  # a dict per member
+        assert isinstance(state["hours"]["day"], list)
 
         restored = restore(stored)
 
