@@ -147,13 +147,30 @@ class Compiler:
 
         return encode, decode
 
+    # The decoders below are ``_checked``'s, with the call to ``dec`` inlined: they run for
+    # every attribute of every event replayed.
+
     def _scalar(self, exact: type) -> Codec:
-        if exact is int:
-            return self._checked(int, _in_i64, _same)
-        return self._checked(exact, _same, _same)
+        generic = self._dec
+        encode = self._checked(exact, _in_i64 if exact is int else _same, _same)[0]
+
+        def decode(data: Any) -> Any:
+            return generic(data) if type(data) is dict else data
+
+        return encode, decode
 
     def _uuid(self) -> Codec:
-        return self._checked(UUID, _hex, uuid_from_hex)
+        generic, known = self._dec, _UUIDS.get
+        encode = self._checked(UUID, _hex, uuid_from_hex)[0]
+
+        def decode(data: Any) -> Any:
+            if type(data) is str:
+                return known(data) or uuid_from_hex(data)
+            if type(data) is dict:
+                return generic(data)
+            return None if data is None else uuid_from_hex(data)
+
+        return encode, decode
 
     def _date(self) -> Codec:
         return self._checked(date, date.isoformat, date.fromisoformat)
@@ -180,11 +197,18 @@ class Compiler:
         def value_of(member: Enum) -> Any:
             return member.value
 
-        def member_of(value: Any) -> Any:
-            found = members.get(value)
-            return cls(value) if found is None else found
+        generic = self._dec
+        encode = self._checked(cls, value_of, _same)[0]
 
-        return self._checked(cls, value_of, member_of)
+        def decode(data: Any) -> Any:
+            if type(data) is dict:
+                return generic(data)
+            if data is None:
+                return None
+            found = members.get(data)
+            return cls(data) if found is None else found
+
+        return encode, decode
 
     def _sequence(self, container: Any, item: Any) -> Codec:
         codec = self.codec(item)
