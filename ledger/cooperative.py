@@ -11,7 +11,7 @@ forever. Change one only with a ``class_version`` and an upcaster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -45,6 +45,7 @@ from ledger.errors import (
 )
 from ledger.hours import Hours
 from ledger.idset import IdSet
+from ledger.records import Records
 from ledger.rules import DecisionRules, Outcome, ProposalKind, Tally, VoteChoice, count, decide
 from ledger.state import (
     CarriedWork,
@@ -113,7 +114,7 @@ def check_reason(reason: str | None) -> None:
 
 
 def retire_closed_work(
-    work: dict[UUID, Work],
+    work: MutableMapping[UUID, Work],
     closed_work: dict[UUID, WorkStatus],
     hours: Mapping[UUID, HoursEntry],
     work_ids: Iterable[UUID],
@@ -137,7 +138,7 @@ STATE_TYPES: dict[str, Any] = {
     "sector": str,
     "rules": DecisionRules,
     "founded_at": datetime,
-    "members": Annotated[dict[UUID, Member], Columns("person_id")],
+    "members": Annotated[Records[Member], Columns("person_id")],
     "former_members": dict[UUID, datetime],
     "mentor_id": UUID | None,
     "mentor_until": datetime | None,
@@ -145,7 +146,7 @@ STATE_TYPES: dict[str, Any] = {
     "coordinator_id": UUID | None,
     "proposals": dict[UUID, Proposal],
     "closed_proposals": IdSet,
-    "work": Annotated[dict[UUID, Work], Columns("id")],
+    "work": Annotated[Records[Work], Columns("id")],
     "closed_work": dict[UUID, WorkStatus],
     "hours": Hours,
     "invoices": dict[int, Invoice],
@@ -176,7 +177,8 @@ class Cooperative(Aggregate):
     # version 1 kept every proposal, invoice and piece of work the cooperative ever had;
     # version 2 kept the hours as a dict (version 3: ledger.hours.Hours, in columns);
     # version 3 kept the decided proposals' ids in a set (version 4: ledger.idset.IdSet) and
-    # wrote members and work a dict per value (version 4: in columns, ledger.typed.Columns).
+    # members and work in dicts, written a dict per value (version 4: ledger.records.Records,
+    # in columns: ledger.typed.Columns).
     class_version = 4
 
     class Event(Aggregate.Event):
@@ -242,7 +244,7 @@ class Cooperative(Aggregate):
         self.sector = sector
         self.rules = rules
         self.founded_at = at
-        self.members: dict[UUID, Member] = {}
+        self.members: Records[Member] = Records()
         self.former_members: dict[UUID, datetime] = {}
         self.mentor_id: UUID | None = None
         self.mentor_until: datetime | None = None
@@ -253,7 +255,7 @@ class Cooperative(Aggregate):
         self.closed_proposals = IdSet()
         # Open and released work, and closed work while hours here are still billed to it;
         # of other closed work only its status, for WorkClosed and NotYourWork.
-        self.work: dict[UUID, Work] = {}
+        self.work: Records[Work] = Records()
         self.closed_work: dict[UUID, WorkStatus] = {}
         # Hours not yet invoiced or on an invoice not yet paid in full; paid hours leave.
         self.hours = Hours()
@@ -291,13 +293,17 @@ class Cooperative(Aggregate):
 
     @staticmethod
     def upcast_v3_v4(state: dict[str, Any]) -> None:
-        """Version 3 kept the decided proposals' ids in a set; the same ids, in an IdSet.
+        """Version 3 kept the decided proposals' ids in a set and members and work in dicts;
+        the same ids in an IdSet, the same members and work in Records, in the same order.
 
-        (Its members and work, written a dict per value, read back as before.)
+        (A version 3 snapshot in the typed form reads as these already.)
         """
         closed = state["closed_proposals"]
-        if not isinstance(closed, IdSet):  # the typed form of a set of ids reads as one
+        if not isinstance(closed, IdSet):
             state["closed_proposals"] = IdSet(closed)
+        for name in ("members", "work"):
+            if not isinstance(state[name], Records):
+                state[name] = Records(state[name].items())
 
     @classmethod
     def found(

@@ -24,6 +24,8 @@ from enum import Enum
 from typing import Any
 from uuid import UUID, SafeUUID
 
+from ledger.records import Records
+
 __all__ = ["Codec", "Columns", "Compiler", "uuid_from_hex"]
 
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]  # (encode, decode)
@@ -245,9 +247,17 @@ class Compiler:
         return encode, decode
 
     def _columns(self, hint: Any, key: str) -> Codec | None:
-        """See :class:`Columns`; a dict of other values keeps the per-value form."""
-        by_value = self.codec(hint)
+        """See :class:`Columns`; a mapping of other values keeps the per-value form.
+
+        Declared as ``Records[D]`` (``ledger.records``), the columns stay as loaded until a
+        value is read, and are written back as they came while none was.
+        """
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        lazy = origin is Records
+        if lazy:
+            origin, args = dict, (UUID, args[0])
+            hint = types.GenericAlias(dict, (UUID, args[1]))  # dict[UUID, D]
+        by_value = self.codec(hint)
         cls = args[1] if origin is dict and len(args) == 2 and args[0] is UUID else None
         if by_value is None or cls is None or not _plain_dataclass(cls):
             return by_value
@@ -262,9 +272,16 @@ class Compiler:
             for name, codec in zip(names, codecs, strict=True)
         ]
         by_value_enc, by_value_dec = by_value
-        field_set, at_key = frozenset(names), names.index(key)
+        wrap, field_set, at_key = self.wrap, frozenset(names), names.index(key)
 
         def encode(value: Any) -> Any:
+            if lazy:
+                if type(value) is not Records:
+                    return None if value is None else wrap(value)
+                stored = value.stored_columns()
+                if stored is not None:
+                    return stored  # no value was read: as it came
+                value = dict(value.items())
             if type(value) is not dict or not all(
                 type(k) is UUID
                 and type(v) is cls
@@ -279,15 +296,26 @@ class Compiler:
                 for name, enc in zip(names, encoders, strict=True)
             }
 
+        def make(data: dict[str, Any]) -> dict[UUID, Any]:
+            columns = [read(data[name]) for name, read in zip(names, readers, strict=True)]
+            # A plain dataclass's __init__ only sets its fields, in this order.
+            return dict(zip(columns[at_key], map(cls, *columns), strict=True))
+
         def decode(data: Any) -> Any:
             if type(data) is not dict or key not in data:  # a hex key is never a field name
-                return by_value_dec(data)
+                found = by_value_dec(data)
+                if lazy and type(data) is dict and "_" not in data:
+                    return Records(found.items())  # a Records it could not write in columns
+                return found
             stored = [data[name] for name in names]
             if {type(column) for column in stored} != {list} or len(set(map(len, stored))) > 1:
                 raise ValueError(f"columns of {cls.__name__}: not lists of one length")
-            columns = [read(column) for column, read in zip(stored, readers, strict=True)]
-            # A plain dataclass's __init__ only sets its fields, in this order.
-            return dict(zip(columns[at_key], map(cls, *columns), strict=True))
+            ids = stored[at_key]
+            if not lazy:
+                return make(data)
+            if set(map(type, ids)) - {str}:  # an odd id (the generic form): read them now
+                return Records(make(data).items())
+            return Records.unread(data, ids, make, uuid_from_hex)
 
         return encode, decode
 

@@ -49,6 +49,8 @@ def as_version_3(coop: Cooperative, mapper: Mapper[UUID]) -> StoredEvent:
     snapshot = Cooperative.Snapshot.take(coop)
     snapshot.state["class_version"] = 3
     snapshot.state["closed_proposals"] = set(coop.closed_proposals)
+    snapshot.state["members"] = dict(coop.members.items())
+    snapshot.state["work"] = dict(coop.work.items())
     return mapper.to_stored_event(snapshot)
 
 
