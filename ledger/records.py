@@ -25,7 +25,7 @@ class Records(MutableMapping[UUID, V], Generic[V]):
         self._items: dict[UUID, V] = dict(items)
         self._columns: dict[str, Any] | None = None  # not yet made into values
         self._ids: list[str] = []  # the id column (32-digit hex) while unread
-        self._known: set[str] | None = None  # the same, once a lookup asks
+        self._known: set[str] = set()  # the same, as a set
         self._make: Callable[[dict[str, Any]], dict[UUID, V]] | None = None
         self._key: Callable[[str], UUID] | None = None
 
@@ -43,7 +43,11 @@ class Records(MutableMapping[UUID, V], Generic[V]):
         """
         records: Records[V] = cls()
         if ids:
-            records._columns, records._ids, records._make, records._key = columns, ids, make, key
+            known = set(ids)
+            if len(known) != len(ids):
+                raise ValueError("stored records: an id is in the id column twice")
+            records._columns, records._ids, records._known = columns, ids, known
+            records._make, records._key = make, key
         return records
 
     def stored_columns(self) -> dict[str, Any] | None:
@@ -55,7 +59,7 @@ class Records(MutableMapping[UUID, V], Generic[V]):
         if columns is None or make is None:
             return self._items
         self._items = make(columns)
-        self._columns, self._ids, self._known = None, [], None
+        self._columns, self._ids, self._known = None, [], set()
         return self._items
 
     # ---- the mapping ------------------------------------------------------------------
@@ -63,10 +67,7 @@ class Records(MutableMapping[UUID, V], Generic[V]):
     def __contains__(self, key: object) -> bool:
         if self._columns is None:
             return key in self._items
-        known = self._known
-        if known is None:
-            known = self._known = set(self._ids)
-        return isinstance(key, UUID) and key.hex in known
+        return isinstance(key, UUID) and key.hex in self._known
 
     def __len__(self) -> int:
         return len(self._ids) if self._columns is not None else len(self._items)

@@ -56,10 +56,11 @@ def uuid_from_hex(value: str) -> UUID:
 
 @dataclasses.dataclass(frozen=True)
 class Columns:
-    """Declares a ``dict[UUID, D]`` of dataclasses to be written column by column.
+    """Declares a ``dict[UUID, D]`` or ``Records[D]`` of dataclasses to be written column by
+    column.
 
-    ``Annotated[dict[UUID, Member], Columns("person_id")]``: each value's ``key`` field is
-    the key it is filed under. Written as ``{field: [value, ...]}``, one list per field,
+    ``Annotated[Records[Member], Columns("person_id")]``: each value's ``key`` field is the
+    key it is filed under. Written as ``{field: [value, ...]}``, one list per field,
     instead of a dict (with its field names) per value: a third of the bytes, and read
     back without a call per field per value. The per-value form still reads.
     """

@@ -92,6 +92,15 @@ def test_a_loaded_cooperative_takes_a_vote_without_making_its_members_or_work() 
     assert unread(restored.work)
 
 
+def test_an_id_column_with_an_id_twice_is_refused() -> None:
+    columns = loaded(busy()).work.stored_columns()
+    doubled = {name: [*column, column[0]] for name, column in columns.items()}
+    read_work = make_transcoder()._codecs_of(Cooperative)["work"][1]
+
+    with pytest.raises(ValueError, match="twice"):
+        read_work(doubled)
+
+
 def test_records_are_not_hashable_like_a_dict() -> None:
     with pytest.raises(TypeError):
         hash(Records[Work]())
