@@ -92,6 +92,10 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         self._entries: dict[UUID, HoursEntry] = dict(entries)
         self._columns: dict[str, Any] | None = None  # not yet made into entries
         self._stored_ids: set[str] | None = None  # the ids column's ids, once asked for
+        # Of the entries set while the columns are unread: the ids not yet looked for in
+        # the columns, and those found there.
+        self._unchecked: list[UUID] = []
+        self._replacing: set[UUID] = set()
 
     # ---- columns ----------------------------------------------------------------------
 
@@ -130,6 +134,7 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         if columns is None:
             return self._entries
         self._columns = self._stored_ids = None
+        self._unchecked, self._replacing = [], set()
         ids, refs, lists = columns["ids"], _refs(columns), _lists(columns)
         entries: dict[UUID, HoursEntry] = {}
         for n, (w, m, minutes, day, invoice) in enumerate(
@@ -154,8 +159,15 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         return entry_id.hex in stored
 
     def _replaced(self) -> int:
-        """How many of the entries set while the columns are unread replace a stored one."""
-        return sum(1 for entry_id in self._entries if self._in_columns(entry_id))
+        """How many of the entries set while the columns are unread replace a stored one.
+
+        Counted once per entry: a cached cooperative logs hour after hour while its columns
+        stay unread, and every save asks for the count (``snapshot_step``).
+        """
+        if self._unchecked:
+            self._replacing.update(filter(self._in_columns, self._unchecked))
+            self._unchecked = []
+        return len(self._replacing)
 
     # ---- the mapping ------------------------------------------------------------------
 
@@ -163,6 +175,8 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         return self._read()[entry_id]
 
     def __setitem__(self, entry_id: UUID, entry: HoursEntry) -> None:
+        if self._columns is not None:
+            self._unchecked.append(entry_id)
         self._entries[entry_id] = entry  # the columns can stay as they are (see the class)
 
     def __delitem__(self, entry_id: UUID) -> None:

@@ -82,7 +82,11 @@ def test_replacing_a_stored_entry_keeps_its_place_and_the_count() -> None:
 
     loaded[changed.id] = changed
     loaded[added.id] = added
+    assert len(loaded) == 6
+    loaded[changed.id] = changed  # set again: still one entry each
+    loaded[added.id] = added
 
+    assert unread(loaded)
     assert len(loaded) == 6
     assert list(stored(loaded).values()) == [*logged[:2], changed, *logged[3:], added]
     assert list(loaded) == [*(e.id for e in logged), added.id]
