@@ -10,12 +10,13 @@ changes. Unread, they are written back as they came.
 from __future__ import annotations
 
 from collections.abc import Callable, ItemsView, Iterable, Iterator, MutableMapping, ValuesView
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 
 __all__ = ["Records"]
 
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 class Records(MutableMapping[UUID, V], Generic[V]):
@@ -85,6 +86,16 @@ class Records(MutableMapping[UUID, V], Generic[V]):
 
     def __delitem__(self, key: UUID) -> None:
         del self._read()[key]
+
+    @overload
+    def get(self, key: UUID, /) -> V | None: ...
+
+    @overload
+    def get(self, key: UUID, /, default: V | T) -> V | T: ...
+
+    def get(self, key: UUID, /, default: Any = None) -> Any:
+        # Mapping.get would go through __getitem__ and a KeyError for every new id.
+        return self._read().get(key, default)
 
     def values(self) -> ValuesView[V]:
         return self._read().values()
