@@ -5,7 +5,7 @@ ids) still load, to exactly the same cooperative."""
 from __future__ import annotations
 
 from datetime import timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
@@ -21,6 +21,7 @@ from ledger.hours import Hours
 from ledger.idset import IdSet
 from ledger.mapper import TypedMapper
 from ledger.state import Member, Work
+from ledger.typed import Columns
 
 # What version 3 declared for the attributes version 4 writes in another form.
 V3_STATE_TYPES = STATE_TYPES | {
@@ -157,3 +158,19 @@ def test_columns_of_different_lengths_are_refused() -> None:
 
     with pytest.raises(ValueError, match="columns of Member"):
         restore(broken)
+
+
+def test_a_plain_dict_declared_in_columns_reads_back_as_the_same_dict() -> None:
+    class Owner:
+        pass
+
+    transcoder = make_transcoder()
+    transcoder.declare(Owner, {"people": Annotated[dict[UUID, Member], Columns("person_id")]})
+    people = {
+        m.person_id: m for m in (Member(uuid4(), T0, "g", None), Member(uuid4(), T0, None, uuid4()))
+    }
+
+    data = orjson.loads(orjson.dumps(transcoder.dump_fields(Owner, {"people": people})))
+
+    assert data["people"]["person_id"] == [k.hex for k in people]
+    assert_exactly(transcoder.load_fields(Owner, data), {"people": people})
