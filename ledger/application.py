@@ -47,11 +47,13 @@ from ledger.errors import (
     StaleVersion,
 )
 from ledger.hours import Hours
+from ledger.idset import IdSet
 from ledger.log import EventLog
 from ledger.mapper import TypedMapper
 from ledger.people import PeopleRegistry, Person
 from ledger.pg_queue import Turn
 from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
+from ledger.records import Records
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
 from ledger.storage import Database, StoreConfig
@@ -151,6 +153,14 @@ def make_transcoder() -> OrjsonTranscoder:
     for cls in (*VALUE_TYPES, *ENUM_TYPES):
         transcoder.register(cls)
     transcoder.register_value(Hours, "ledger.hours:Hours", Hours.to_columns, Hours.from_columns)
+    transcoder.register_value(IdSet, "ledger.idset:IdSet", IdSet.to_stored, IdSet.from_stored)
+    # Where no type is declared (the older tagged form): its items, each value tagged.
+    transcoder.register_value(
+        Records,
+        "ledger.records:Records",
+        lambda records: transcoder.to_native(list(records.items())),
+        lambda items: Records(tuple(item) for item in transcoder.from_native(items)),
+    )
     transcoder.declare(Cooperative, STATE_TYPES)
     return transcoder
 

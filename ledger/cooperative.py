@@ -11,10 +11,10 @@ forever. Change one only with a ``class_version`` and an upcaster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
@@ -44,6 +44,8 @@ from ledger.errors import (
     WorkNotFound,
 )
 from ledger.hours import Hours
+from ledger.idset import IdSet
+from ledger.records import Records
 from ledger.rules import DecisionRules, Outcome, ProposalKind, Tally, VoteChoice, count, decide
 from ledger.state import (
     CarriedWork,
@@ -57,6 +59,7 @@ from ledger.state import (
     Work,
     WorkStatus,
 )
+from ledger.typed import Columns
 
 MAX_TEXT = 4000
 MAX_MINUTES_PER_ENTRY = 24 * 60
@@ -111,7 +114,7 @@ def check_reason(reason: str | None) -> None:
 
 
 def retire_closed_work(
-    work: dict[UUID, Work],
+    work: MutableMapping[UUID, Work],
     closed_work: dict[UUID, WorkStatus],
     hours: Mapping[UUID, HoursEntry],
     work_ids: Iterable[UUID],
@@ -135,15 +138,15 @@ STATE_TYPES: dict[str, Any] = {
     "sector": str,
     "rules": DecisionRules,
     "founded_at": datetime,
-    "members": dict[UUID, Member],
+    "members": Annotated[Records[Member], Columns("person_id")],
     "former_members": dict[UUID, datetime],
     "mentor_id": UUID | None,
     "mentor_until": datetime | None,
     "mentorship_ended": bool,
     "coordinator_id": UUID | None,
     "proposals": dict[UUID, Proposal],
-    "closed_proposals": set[UUID],
-    "work": dict[UUID, Work],
+    "closed_proposals": IdSet,
+    "work": Annotated[Records[Work], Columns("id")],
     "closed_work": dict[UUID, WorkStatus],
     "hours": Hours,
     "invoices": dict[int, Invoice],
@@ -172,8 +175,11 @@ class Cooperative(Aggregate):
 
     # The version of the state a snapshot holds (the library upcasts older snapshots):
     # version 1 kept every proposal, invoice and piece of work the cooperative ever had;
-    # version 2 kept the hours as a dict (version 3: ledger.hours.Hours, in columns).
-    class_version = 3
+    # version 2 kept the hours as a dict (version 3: ledger.hours.Hours, in columns);
+    # version 3 kept the decided proposals' ids in a set (version 4: ledger.idset.IdSet) and
+    # members and work in dicts, written a dict per value (version 4: ledger.records.Records,
+    # in columns: ledger.typed.Columns).
+    class_version = 4
 
     class Event(Aggregate.Event):
         actor: UUID
@@ -238,7 +244,7 @@ class Cooperative(Aggregate):
         self.sector = sector
         self.rules = rules
         self.founded_at = at
-        self.members: dict[UUID, Member] = {}
+        self.members: Records[Member] = Records()
         self.former_members: dict[UUID, datetime] = {}
         self.mentor_id: UUID | None = None
         self.mentor_until: datetime | None = None
@@ -246,10 +252,10 @@ class Cooperative(Aggregate):
         self.coordinator_id: UUID | None = None
         # Open proposals; of a decided one only its id, for ProposalClosed and unique ids.
         self.proposals: dict[UUID, Proposal] = {}
-        self.closed_proposals: set[UUID] = set()
+        self.closed_proposals = IdSet()
         # Open and released work, and closed work while hours here are still billed to it;
         # of other closed work only its status, for WorkClosed and NotYourWork.
-        self.work: dict[UUID, Work] = {}
+        self.work: Records[Work] = Records()
         self.closed_work: dict[UUID, WorkStatus] = {}
         # Hours not yet invoiced or on an invoice not yet paid in full; paid hours leave.
         self.hours = Hours()
@@ -284,6 +290,20 @@ class Cooperative(Aggregate):
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         """Version 2 kept the hours in a dict; the same entries, in the same order."""
         state["hours"] = Hours(state["hours"].items())
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        """Version 3 kept the decided proposals' ids in a set and members and work in dicts;
+        the same ids in an IdSet, the same members and work in Records, in the same order.
+
+        (A version 3 snapshot in the typed form reads as these already.)
+        """
+        closed = state["closed_proposals"]
+        if not isinstance(closed, IdSet):
+            state["closed_proposals"] = IdSet(closed)
+        for name in ("members", "work"):
+            if not isinstance(state[name], Records):
+                state[name] = Records(state[name].items())
 
     @classmethod
     def found(

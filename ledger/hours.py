@@ -15,6 +15,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ledger.state import HoursEntry
 from ledger.typed import uuid_from_hex
 
@@ -48,39 +50,75 @@ def _columns(entries: Iterable[HoursEntry], refs: dict[UUID, int]) -> dict[str, 
         invoice.append(e.invoice_number)
     return {
         "ids": "".join(ids),
-        "refs": [r.hex for r in refs],
-        "work": work,
-        "member": member,
-        "minutes": minutes,
-        "day": day,
-        "invoice": invoice,
+        "refs": "".join(r.hex for r in refs),
+        # Each list as its JSON text: a load that never reads the entries then makes one
+        # string of each, not an int object per entry per column.
+        **{
+            name: orjson.dumps(values).decode()
+            for name, values in zip(_LISTS, (work, member, minutes, day, invoice), strict=True)
+        },
     }
 
 
+def _lists(columns: dict[str, Any]) -> dict[str, Any]:
+    """The columns with each list a list, whether stored as JSON text or (version 3) as is."""
+    return {
+        name: orjson.loads(values) if type(values) is str else values
+        for name, values in columns.items()
+        if name in _LISTS
+    }
+
+
+def _refs(columns: dict[str, Any]) -> list[UUID]:
+    refs = columns["refs"]
+    if type(refs) is list:  # version 3 wrote a list of hex ids
+        return [uuid_from_hex(r) for r in refs]
+    if len(refs) % _ID:
+        raise ValueError("hours columns: the refs column is not whole ids")
+    return [uuid_from_hex(refs[n : n + _ID]) for n in range(0, len(refs), _ID)]
+
+
 class Hours(MutableMapping[UUID, HoursEntry]):
-    """Entries by id, in the order they were logged; built lazily from stored columns."""
+    """Entries by id, in the order they were logged; built lazily from stored columns.
+
+    While the columns are unread, entries set since are kept beside them. Such an entry
+    almost always has a new id (logged after the snapshot), but one whose id is also in
+    the columns replaces that stored entry when they are read (``dict.update`` keeps its
+    place, as setting a key of a dict does), so only the count and the written columns
+    look for such ids, and a replay of new hours never has to.
+    """
 
     def __init__(self, entries: Iterable[tuple[UUID, HoursEntry]] = ()) -> None:
         self._entries: dict[UUID, HoursEntry] = dict(entries)
         self._columns: dict[str, Any] | None = None  # not yet made into entries
         self._stored_ids: set[str] | None = None  # the ids column's ids, once asked for
+        # Of the entries set while the columns are unread: the ids not yet looked for in
+        # the columns, and those found there.
+        self._unchecked: list[UUID] = []
+        self._replacing: set[UUID] = set()
 
     # ---- columns ----------------------------------------------------------------------
 
     def to_columns(self) -> dict[str, Any]:
         """JSON-native columns: ids as one hex string, other ids through a shared table."""
         stored = self._columns
+        if stored is not None and self._entries and self._replaced() > 0:
+            self._read()
+            stored = None
         if stored is None:
             return _columns(self._entries.values(), {})
-        if not self._entries:
+        if not self._entries and type(stored["work"]) is str:
             return stored  # unread since it was loaded: write it back as it came
         # Unread, with hours logged since: append theirs, still without reading the rest.
-        refs = {uuid_from_hex(r): n for n, r in enumerate(stored["refs"])}
-        added = _columns(self._entries.values(), refs)
+        refs = {ref: n for n, ref in enumerate(_refs(stored))}
+        added, lists = _columns(self._entries.values(), refs), _lists(stored)
         return {
             "ids": stored["ids"] + added["ids"],
             "refs": added["refs"],
-            **{name: stored[name] + added[name] for name in _LISTS},
+            **{
+                name: orjson.dumps(lists[name] + orjson.loads(added[name])).decode()
+                for name in _LISTS
+            },
         }
 
     @classmethod
@@ -96,23 +134,17 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         if columns is None:
             return self._entries
         self._columns = self._stored_ids = None
-        ids, refs = columns["ids"], [uuid_from_hex(r) for r in columns["refs"]]
+        self._unchecked, self._replacing = [], set()
+        ids, refs, lists = columns["ids"], _refs(columns), _lists(columns)
         entries: dict[UUID, HoursEntry] = {}
         for n, (w, m, minutes, day, invoice) in enumerate(
-            zip(
-                columns["work"],
-                columns["member"],
-                columns["minutes"],
-                columns["day"],
-                columns["invoice"],
-                strict=True,
-            )
+            zip(*(lists[name] for name in _LISTS), strict=True)
         ):
             entry_id = uuid_from_hex(ids[n * _ID : (n + 1) * _ID])
             entries[entry_id] = HoursEntry(entry_id, refs[w], refs[m], minutes, _day(day), invoice)
         if len(ids) != _ID * len(entries):
             raise ValueError("hours columns: the ids column does not match the others")
-        entries.update(self._entries)  # logged after the columns were stored
+        entries.update(self._entries)  # set after the columns were stored
         self._entries = entries
         return entries
 
@@ -126,15 +158,26 @@ class Hours(MutableMapping[UUID, HoursEntry]):
             stored = self._stored_ids = {ids[n : n + _ID] for n in range(0, len(ids), _ID)}
         return entry_id.hex in stored
 
+    def _replaced(self) -> int:
+        """How many of the entries set while the columns are unread replace a stored one.
+
+        Counted once per entry: a cached cooperative logs hour after hour while its columns
+        stay unread, and every save asks for the count (``snapshot_step``).
+        """
+        if self._unchecked:
+            self._replacing.update(filter(self._in_columns, self._unchecked))
+            self._unchecked = []
+        return len(self._replacing)
+
     # ---- the mapping ------------------------------------------------------------------
 
     def __getitem__(self, entry_id: UUID) -> HoursEntry:
         return self._read()[entry_id]
 
     def __setitem__(self, entry_id: UUID, entry: HoursEntry) -> None:
-        if self._in_columns(entry_id):
-            self._read()
-        self._entries[entry_id] = entry  # a new entry: the columns can stay as they are
+        if self._columns is not None:
+            self._unchecked.append(entry_id)
+        self._entries[entry_id] = entry  # the columns can stay as they are (see the class)
 
     def __delitem__(self, entry_id: UUID) -> None:
         del self._read()[entry_id]
@@ -144,8 +187,9 @@ class Hours(MutableMapping[UUID, HoursEntry]):
 
     def __len__(self) -> int:
         columns = self._columns
-        stored = 0 if columns is None else len(columns["ids"]) // _ID
-        return stored + len(self._entries)
+        if columns is None:
+            return len(self._entries)
+        return len(columns["ids"]) // _ID + len(self._entries) - self._replaced()
 
     def __contains__(self, entry_id: object) -> bool:
         if isinstance(entry_id, UUID) and self._in_columns(entry_id):

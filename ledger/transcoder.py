@@ -172,6 +172,14 @@ class OrjsonTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(self._enc(obj))
 
+    def to_native(self, obj: Any) -> Any:
+        """``obj`` as the JSON-native values :meth:`encode` would write (tagged form)."""
+        return self._enc(obj)
+
+    def from_native(self, data: Any) -> Any:
+        """The value :meth:`to_native` made ``data`` from."""
+        return self._dec(data)
+
     def decode(self, data: bytes) -> Any:
         return self._dec(orjson.loads(data))
 

@@ -15,6 +15,7 @@ missing declaration costs speed, never data.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -23,7 +24,9 @@ from enum import Enum
 from typing import Any
 from uuid import UUID, SafeUUID
 
-__all__ = ["Codec", "Compiler", "uuid_from_hex"]
+from ledger.records import Records
+
+__all__ = ["Codec", "Columns", "Compiler", "uuid_from_hex"]
 
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]  # (encode, decode)
 
@@ -49,6 +52,20 @@ def uuid_from_hex(value: str) -> UUID:
         _UUIDS.clear()
     _UUIDS[value] = made
     return made
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Declares a ``dict[UUID, D]`` or ``Records[D]`` of dataclasses to be written column by
+    column.
+
+    ``Annotated[Records[Member], Columns("person_id")]``: each value's ``key`` field is the
+    key it is filed under. Written as ``{field: [value, ...]}``, one list per field,
+    instead of a dict (with its field names) per value: a third of the bytes, and read
+    back without a call per field per value. The per-value form still reads.
+    """
+
+    key: str
 
 
 class Compiler:
@@ -80,6 +97,9 @@ class Compiler:
 
     def codec(self, hint: Any) -> Codec | None:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is typing.Annotated:
+            found = [m for m in hint.__metadata__ if isinstance(m, Columns)]
+            return self._columns(args[0], found[0].key) if found else self.codec(args[0])
         if origin in (typing.Union, types.UnionType):
             rest = [a for a in args if a is not type(None)]
             return self.codec(rest[0]) if len(rest) == 1 else None  # None passes anyway
@@ -130,13 +150,30 @@ class Compiler:
 
         return encode, decode
 
+    # The decoders below are ``_checked``'s, with the call to ``dec`` inlined: they run for
+    # every attribute of every event replayed.
+
     def _scalar(self, exact: type) -> Codec:
-        if exact is int:
-            return self._checked(int, _in_i64, _same)
-        return self._checked(exact, _same, _same)
+        generic = self._dec
+        encode = self._checked(exact, _in_i64 if exact is int else _same, _same)[0]
+
+        def decode(data: Any) -> Any:
+            return generic(data) if type(data) is dict else data
+
+        return encode, decode
 
     def _uuid(self) -> Codec:
-        return self._checked(UUID, _hex, uuid_from_hex)
+        generic, known = self._dec, _UUIDS.get
+        encode = self._checked(UUID, _hex, uuid_from_hex)[0]
+
+        def decode(data: Any) -> Any:
+            if type(data) is str:
+                return known(data) or uuid_from_hex(data)
+            if type(data) is dict:
+                return generic(data)
+            return None if data is None else uuid_from_hex(data)
+
+        return encode, decode
 
     def _date(self) -> Codec:
         return self._checked(date, date.isoformat, date.fromisoformat)
@@ -163,11 +200,18 @@ class Compiler:
         def value_of(member: Enum) -> Any:
             return member.value
 
-        def member_of(value: Any) -> Any:
-            found = members.get(value)
-            return cls(value) if found is None else found
+        generic = self._dec
+        encode = self._checked(cls, value_of, _same)[0]
 
-        return self._checked(cls, value_of, member_of)
+        def decode(data: Any) -> Any:
+            if type(data) is dict:
+                return generic(data)
+            if data is None:
+                return None
+            found = members.get(data)
+            return cls(data) if found is None else found
+
+        return encode, decode
 
     def _sequence(self, container: Any, item: Any) -> Codec:
         codec = self.codec(item)
@@ -202,6 +246,129 @@ class Compiler:
             return None if data is None else generic(data)
 
         return encode, decode
+
+    def _columns(self, hint: Any, key: str) -> Codec | None:
+        """See :class:`Columns`; a mapping of other values keeps the per-value form.
+
+        Declared as ``Records[D]`` (``ledger.records``), the columns stay as loaded until a
+        value is read, and are written back as they came while none was.
+        """
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        lazy = origin is Records
+        if lazy:
+            origin, args = dict, (UUID, args[0])
+            hint = types.GenericAlias(dict, (UUID, args[1]))  # dict[UUID, D]
+        by_value = self.codec(hint)
+        cls = args[1] if origin is dict and len(args) == 2 and args[0] is UUID else None
+        if by_value is None or cls is None or not _plain_dataclass(cls):
+            return by_value
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        hints = typing.get_type_hints(cls)
+        if key not in names or hints[key] is not UUID:
+            raise TypeError(f"Columns({key!r}): {cls.__name__} has no UUID field {key!r}")
+        codecs = [self.codec(hints[name]) or (self._enc, self._dec) for name in names]
+        encoders = [codec[0] for codec in codecs]
+        readers = [
+            self._column_reader(hints[name], codec[1])
+            for name, codec in zip(names, codecs, strict=True)
+        ]
+        by_value_enc, by_value_dec = by_value
+        wrap, field_set, at_key = self.wrap, frozenset(names), names.index(key)
+
+        def encode(value: Any) -> Any:
+            if lazy:
+                if type(value) is not Records:
+                    return None if value is None else wrap(value)
+                stored = value.stored_columns()
+                if stored is not None:
+                    return stored  # no value was read: as it came
+                value = dict(value.items())
+            if type(value) is not dict or not all(
+                type(k) is UUID
+                and type(v) is cls
+                and type(getattr(v, key)) is UUID
+                and getattr(v, key) == k
+                and vars(v).keys() == field_set
+                for k, v in value.items()
+            ):
+                return by_value_enc(value)  # the per-value form (or the generic one), lossless
+            return {
+                name: [enc(getattr(v, name)) for v in value.values()]
+                for name, enc in zip(names, encoders, strict=True)
+            }
+
+        def make(data: dict[str, Any]) -> dict[UUID, Any]:
+            columns = [read(data[name]) for name, read in zip(names, readers, strict=True)]
+            # A plain dataclass's __init__ only sets its fields, in this order.
+            return dict(zip(columns[at_key], map(cls, *columns), strict=True))
+
+        def decode(data: Any) -> Any:
+            if type(data) is not dict or key not in data:  # a hex key is never a field name
+                found = by_value_dec(data)
+                if lazy and type(data) is dict and "_" not in data:
+                    return Records(found.items())  # a Records it could not write in columns
+                return found
+            stored = [data[name] for name in names]
+            if {type(column) for column in stored} != {list} or len(set(map(len, stored))) > 1:
+                raise ValueError(f"columns of {cls.__name__}: not lists of one length")
+            ids = stored[at_key]
+            if not lazy:
+                return make(data)
+            if set(map(type, ids)) - {str}:  # an odd id (the generic form): read them now
+                return Records(make(data).items())
+            return Records.unread(data, ids, make, uuid_from_hex)
+
+        return encode, decode
+
+    def _column_reader(self, hint: Any, decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Decodes a column (a list) of values of the declared type ``hint``.
+
+        The same as ``decode`` on each value, with the common cases inline: these loops
+        run for every member and piece of work of every cooperative loaded.
+        """
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(rest) == 1:
+            hint = rest[0]  # None is written as null and needs no decoding
+        if hint in _SCALARS:
+            # Written as they are: only a value of another type (a tagged dict) needs reading.
+            def same(column: Any) -> Any:
+                if dict not in set(map(type, column)):
+                    return column
+                return list(map(decode, column))
+
+            return same
+        if hint is UUID:
+            known = _UUIDS.get
+            return lambda column: [
+                None
+                if v is None
+                else (known(v) or uuid_from_hex(v))
+                if type(v) is str
+                else decode(v)
+                for v in column
+            ]
+        if hint is datetime:
+            parse = datetime.fromisoformat
+            return lambda column: [
+                None if v is None else parse(v) if type(v) is str else decode(v) for v in column
+            ]
+        if isinstance(hint, type) and issubclass(hint, Enum):
+            members = hint._value2member_map_
+            return lambda column: [
+                members[v] if type(v) is str and v in members else decode(v) for v in column
+            ]
+        return lambda column: list(map(decode, column))
+
+
+def _plain_dataclass(cls: Any) -> bool:
+    """A dataclass whose __init__ only sets its fields, each passed in order."""
+    return (
+        isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and not hasattr(cls, "__post_init__")
+        and "__slots__" not in vars(cls)
+        and all(f.init and not f.kw_only for f in dataclasses.fields(cls))
+    )
 
 
 _SCALARS = (str, int, bool)

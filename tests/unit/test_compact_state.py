@@ -273,7 +273,7 @@ def test_a_version_one_snapshot_is_upcast_to_the_state_its_events_replay_to() ->
 
     snapshot = Cooperative.Snapshot.take(coop)
     state = snapshot.state
-    assert state.pop("class_version") == 3
+    assert state.pop("class_version") == 4
     for new in ("closed_proposals", "closed_work", "invoices_issued", "credited_invoices"):
         del state[new]
     v1_decided.outcome, v1_decided.votes, v1_decided.electorate = Outcome.ADOPTED, {}, ()

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 import pytest
 from eventsourcing.persistence import Mapper
 from helpers import DAY, MENTOR, T0, assert_replays_to_same_state, found, members
@@ -66,22 +67,31 @@ def test_hours_logged_after_a_load_are_added_without_reading_the_rest() -> None:
         loaded[e.id] = e
 
     assert unread(loaded)
+    assert loaded._stored_ids is None  # a replay of new hours never looks for their ids
     assert len(loaded) == 10
     written = stored(loaded)  # the next snapshot appends their columns to the stored ones
     assert unread(loaded)
     assert list(written.values()) == logged
 
 
-def test_replacing_a_stored_entry_reads_the_columns_first_and_keeps_its_place() -> None:
+def test_replacing_a_stored_entry_keeps_its_place_and_the_count() -> None:
     logged = entries(5)
     loaded = stored(Hours((e.id, e) for e in logged))
     changed = HoursEntry(logged[2].id, WORK, ANA, 600, date(2026, 2, 2), invoice_number=3)
+    added = entries(1)[0]
 
     loaded[changed.id] = changed
+    loaded[added.id] = added
+    assert len(loaded) == 6
+    loaded[changed.id] = changed  # set again: still one entry each
+    loaded[added.id] = added
 
-    assert list(loaded) == [e.id for e in logged]
+    assert unread(loaded)
+    assert len(loaded) == 6
+    assert list(stored(loaded).values()) == [*logged[:2], changed, *logged[3:], added]
+    assert list(loaded) == [*(e.id for e in logged), added.id]
     assert loaded[changed.id] is changed
-    assert len(loaded) == 5
+    assert len(loaded) == 6
 
 
 def test_removing_and_changing_entries_works_as_on_a_dict() -> None:
@@ -97,6 +107,29 @@ def test_removing_and_changing_entries_works_as_on_a_dict() -> None:
     assert stored(loaded) == plain
     with pytest.raises(KeyError):
         loaded[logged[0].id]
+
+
+def test_columns_as_version_3_wrote_them_read_back_and_are_written_in_the_new_form() -> None:
+    logged = entries(8)
+    logged[1].invoice_number = 4
+    columns = Hours((e.id, e) for e in logged[:6]).to_columns()
+    version_3 = {
+        "ids": columns["ids"],
+        "refs": [columns["refs"][n : n + 32] for n in range(0, len(columns["refs"]), 32)],
+        **{name: orjson.loads(columns[name]) for name in ("work", "member", "minutes", "day")},
+        "invoice": orjson.loads(columns["invoice"]),
+    }
+    assert version_3["invoice"][:2] == [None, 4]
+
+    loaded = Hours.from_columns(copy.deepcopy(version_3))
+    for e in logged[6:]:
+        loaded[e.id] = e
+    rewritten = loaded.to_columns()
+
+    assert unread(loaded)
+    assert {type(rewritten[name]) for name in rewritten} == {str}
+    assert list(Hours.from_columns(rewritten).values()) == logged
+    assert list(Hours.from_columns(copy.deepcopy(version_3)).values()) == logged[:6]
 
 
 def test_columns_whose_lengths_disagree_are_refused() -> None:

@@ -132,6 +132,7 @@ READERS_AND_GUARDS = {
     "init_state",
     "upcast_v1_v2",  # the library's hooks that upcast an older snapshot's state
     "upcast_v2_v3",
+    "upcast_v3_v4",
     "mentor_is_active",
     "open_proposal",
     "everyone_voted",

@@ -17,7 +17,10 @@ from test_event_contract import tour
 
 from ledger.application import make_transcoder
 from ledger.cooperative import STATE_TYPES, Cooperative
+from ledger.hours import Hours
+from ledger.idset import IdSet
 from ledger.mapper import TypedMapper
+from ledger.records import Records
 from ledger.state import HoursEntry, Member
 from ledger.typed import uuid_from_hex
 
@@ -34,7 +37,11 @@ def tagged() -> Mapper[UUID]:
 def assert_exactly(actual: Any, expected: Any, where: str = "") -> None:
     """Equal, and of exactly the same types all the way down (== alone takes 1 for True)."""
     assert type(actual) is type(expected), (where, actual, expected)
-    if isinstance(expected, dict):
+    if isinstance(expected, Records | Hours):  # mappings made lazily: compare what they hold
+        assert_exactly(dict(actual.items()), dict(expected.items()), where)
+    elif isinstance(expected, IdSet):
+        assert_exactly(set(actual), set(expected), where)
+    elif isinstance(expected, dict):
         assert set(actual) == set(expected), where
         for key, value in expected.items():
             assert_exactly(actual[key], value, f"{where}.{key}")
