@@ -214,14 +214,22 @@ def contended(url: str, writers: int, seconds: float, warmup: float) -> dict[str
     }
 
 
-def _median_load(ledger: Ledger, coop_id: UUID, repeats: int) -> float:
-    version = ledger.get_cooperative(coop_id).version
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        ledger.repository.get(coop_id, version=version)  # from storage, never from a cache
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _median_loads(ledger: Ledger, coop_ids: list[UUID], repeats: int) -> list[float]:
+    """The median time to load each cooperative from storage, the loads taken in turns.
+
+    Taking them in turns, after a load of each to warm up, lets whatever the machine or
+    the server's caches do in the meantime weigh on every cooperative alike (measured
+    one after the other, the first one's loads ran colder and slower).
+    """
+    versions = [ledger.get_cooperative(c).version for c in coop_ids]
+    times: list[list[float]] = [[] for _ in coop_ids]
+    for n in range(repeats + 1):
+        for coop_id, version, found in zip(coop_ids, versions, times, strict=True):
+            started = time.perf_counter()
+            ledger.repository.get(coop_id, version=version)  # from storage, never from a cache
+            if n:
+                found.append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
 
 
 def aggregate_load_growth(url: str, history: int, repeats: int) -> dict[str, Any]:
@@ -238,8 +246,7 @@ def aggregate_load_growth(url: str, history: int, repeats: int) -> dict[str, Any
         holder, work = next((w.holder, w.id) for w in coop.work.values() if w.holder)
         for _ in range(TAIL):
             ledger.log_hours(big, work, minutes=20, actor=holder)
-        small_s = _median_load(ledger, small, repeats)
-        big_s = _median_load(ledger, big, repeats)
+        small_s, big_s = _median_loads(ledger, [small, big], repeats)
         return {
             "value": big_s / small_s,
             "load_ms_10": small_s * 1000,
