@@ -351,7 +351,10 @@ def generic_summary(e: Any) -> str:
 
 
 def summary(e: Any) -> str:
-    line = SUMMARIES.get(event_name(e), generic_summary)(e)
+    return clip(SUMMARIES.get(event_name(e), generic_summary)(e))
+
+
+def clip(line: str) -> str:
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 

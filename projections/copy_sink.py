@@ -1,0 +1,102 @@
+"""Rows into fresh PostgreSQL tables with COPY, sent from a thread while the fold goes on.
+
+The fold appends rows to a list per table; after each batch of events ``ship`` hands
+every list that has grown to ``CHUNK`` rows to a thread that COPYs it. The server parses
+and indexes one chunk on its own core while this process folds the next events, and
+the thread waits on the socket without the GIL. The queue between them is short, so
+memory stays bounded whatever the history's length.
+
+Everything happens on one connection in one transaction, the fresh tables' drop and
+creation included: a failed build leaves the fresh tables as they were, and the live
+tables never see any of it. COPY's text format lets PostgreSQL parse each value as its
+column's type, as in ``projections.staging``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+
+import psycopg
+
+from ledger.storage import Database
+from projections.fold import Row
+from projections.framework import Projection
+
+CHUNK = 5_000  # rows a COPY statement: big enough to amortise its round trip
+QUEUED = 4  # chunks waiting for the thread at most
+
+Chunk = tuple[str, list[Row]]
+
+
+class CopySink:
+    """Fresh tables of ``targets``, filled from ``buffers`` (one list per logical table)."""
+
+    def __init__(
+        self,
+        db: Database,
+        targets: Sequence[tuple[Projection, Mapping[str, str]]],
+        columns: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.conn = psycopg.connect(db.config.conninfo)
+        try:
+            with self.conn.cursor() as cur:
+                for projection, fresh in targets:
+                    projection.drop(cur, fresh)
+                    projection.create_tables(cur, fresh)
+        except BaseException:
+            self.conn.close()
+            raise
+        self.statements = {
+            logical: f"COPY {fresh[logical]} ({', '.join(columns[logical])}) FROM STDIN"
+            for _, fresh in targets
+            for logical in fresh
+        }
+        self.buffers: dict[str, list[Row]] = {logical: [] for logical in self.statements}
+        self.queue: queue.Queue[Chunk | None] = queue.Queue(QUEUED)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._send, name="rebuild-copy", daemon=True)
+        self.thread.start()
+
+    def ship(self, chunk: int = CHUNK) -> None:
+        """Hand every buffer of at least ``chunk`` rows to the thread (an error it met, raised)."""
+        if self.error is not None:
+            raise self.error
+        for logical, rows in self.buffers.items():
+            if rows and len(rows) >= chunk:
+                self.queue.put((logical, rows[:]))
+                rows.clear()  # the same list: the folds hold it
+
+    def _send(self) -> None:
+        with self.conn.cursor() as cur:
+            while (item := self.queue.get()) is not None:
+                if self.error is not None:
+                    continue  # drain, so that ship() never blocks on a dead thread
+                logical, rows = item
+                try:
+                    with cur.copy(self.statements[logical]) as copy:
+                        write = copy.write_row
+                        for row in rows:
+                            write(row)
+                except BaseException as error:
+                    self.error = error
+
+    def close(self, *, commit: bool) -> None:
+        """Send what is left and commit, or roll everything back; the connection is closed."""
+        try:
+            if commit and self.error is None:
+                self.ship(chunk=1)
+        finally:
+            self.queue.put(None)
+            self.thread.join()
+            try:
+                if commit and self.error is not None:
+                    raise self.error
+                if commit:
+                    self.conn.commit()
+            finally:
+                self.conn.close()  # without a commit: rolled back
+
+
+__all__ = ["CopySink"]

@@ -1,0 +1,157 @@
+"""The two events that make most of a history, folded without making the domain event.
+
+Hours and votes are ~95 % of a long history. Decoding one into its event class costs
+~8 us (UUIDs made from hex, then turned back into text by every projection); here the
+stored JSON is read once and the values go to the folds as the text the projections
+write. Only the exact form the ledger's typed mapper writes takes this way: the
+current class version, exactly the event's own keys, ids as 32 lowercase hex digits,
+timestamps as UTC ISO text with microseconds (``dt.isoformat()`` gives it back as it
+is). Anything else, older forms and upcasts included, is decoded as usual
+(``Hot.apply`` returns False), so both ways give the same rows; the rebuild tests
+compare them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from eventsourcing.utils import get_topic
+
+from ledger.application import Ledger
+from ledger.cooperative import Cooperative
+from ledger.mapper import TypedMapper
+from ledger.rules import VoteChoice
+from projections.fold import Fold
+from projections.governance import SUMMARIES, clip
+from projections.governance_fold import GovernanceFold
+from projections.work_fold import WorkFold
+
+_HEX = re.compile(r"[0-9a-f]{32}")
+_IDS_MAX = 4_096  # ids that repeat (members, work, proposals); bounded like typed.py's
+HOURS_KEYS = frozenset(
+    {"_", "timestamp", "actor", "reason", "work_id", "entry_id", "minutes", "worked_on",
+     "class_version"}
+)  # fmt: skip
+VOTE_KEYS = frozenset({"_", "timestamp", "actor", "reason", "proposal_id", "choice"})
+CHOICES: dict[Any, VoteChoice] = {c.value: c for c in VoteChoice}
+
+
+class NotHot(Exception):
+    """This stored event is not in the form the shortcut reads."""
+
+
+def uuid_text(value: Any) -> str:
+    """``str(UUID(hex=value))`` for the 32 lowercase hex digits the mapper writes."""
+    if type(value) is not str or _HEX.fullmatch(value) is None:
+        raise NotHot
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+
+
+def utc_text(value: Any) -> str:
+    """``at_utc(datetime.fromisoformat(value))``, which is ``value`` itself in this form."""
+    if type(value) is not str:
+        raise NotHot
+    moment = datetime.fromisoformat(value)  # fails where the decoder would
+    if (
+        moment.tzinfo is UTC
+        and len(value) == 32
+        and value[26:] == "+00:00"
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[10] == "T"
+        and value[19] == "."
+        and value[20:26] != "000000"
+    ):
+        return value
+    raise NotHot
+
+
+class Shown:
+    """What a summary reads of an event, the ids already as text."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+class Hot:
+    """Folds stored hours and votes straight into the work and governance folds."""
+
+    def __init__(self, ledger: Ledger, folds: list[Fold]) -> None:
+        self.work = next((f for f in folds if isinstance(f, WorkFold)), None)
+        self.governance = next((f for f in folds if isinstance(f, GovernanceFold)), None)
+        self.ids: dict[str, str] = {}
+        self.topics: dict[str, Any] = {}
+        # Only the ledger's own mapper writes this form (no cipher, no compression), and
+        # only folds that are all known take shortcuts past the others.
+        known = all(isinstance(f, WorkFold | GovernanceFold) or not f.methods.keys()
+                    & {"HoursLogged", "VoteCast"} for f in folds)  # fmt: skip
+        if type(ledger.mapper) is TypedMapper and known:
+            self.topics = {
+                get_topic(Cooperative.HoursLogged): self.hours,
+                get_topic(Cooperative.VoteCast): self.vote,
+            }
+
+    def id_text(self, value: Any) -> str:
+        found = self.ids.get(value)
+        if found is None:
+            found = uuid_text(value)
+            if len(self.ids) >= _IDS_MAX:
+                self.ids.clear()
+            self.ids[value] = found
+        return found
+
+    def apply(self, topic: str, coop: str, version: int, position: int, state: bytes) -> bool:
+        """Fold one stored event if it is an hour or a vote in the mapper's form."""
+        fold = self.topics.get(topic)
+        if fold is None:
+            return False
+        try:
+            data = orjson.loads(state)
+            if type(data) is not dict or data.get("_") != "E":
+                return False
+            return bool(fold(data, coop, version, position))
+        except (NotHot, ValueError, TypeError, KeyError):
+            return False
+
+    def hours(self, data: dict[str, Any], coop: str, version: int, position: int) -> bool:
+        if (
+            data.keys() != HOURS_KEYS
+            or data["class_version"] != Cooperative.HoursLogged.class_version
+        ):
+            return False
+        minutes, reason = data["minutes"], data["reason"]
+        if type(minutes) is not int or not (reason is None or type(reason) is str):
+            return False
+        if type(data["worked_on"]) is not str:
+            return False
+        at, actor = utc_text(data["timestamp"]), self.id_text(data["actor"])
+        work_id, entry_id = self.id_text(data["work_id"]), uuid_text(data["entry_id"])
+        day = date.fromisoformat(data["worked_on"])
+        # Everything read: from here on nothing falls back half-applied.
+        if self.governance is not None:
+            line = SUMMARIES["HoursLogged"](Shown(minutes=minutes, work_id=work_id, worked_on=day))
+            self.governance.audit_out.append(
+                (coop, position, version, at, actor, "HoursLogged", clip(line), reason, None)
+            )
+        if self.work is not None:
+            self.work.entry(coop, entry_id, work_id, actor, minutes, day)
+        return True
+
+    def vote(self, data: dict[str, Any], coop: str, version: int, position: int) -> bool:
+        if data.keys() != VOTE_KEYS:
+            return False
+        reason, choice = data["reason"], CHOICES.get(data["choice"])
+        if choice is None or not (reason is None or type(reason) is str):
+            return False
+        at, actor = utc_text(data["timestamp"]), self.id_text(data["actor"])
+        proposal = self.id_text(data["proposal_id"])
+        if self.governance is not None:
+            line = SUMMARIES["VoteCast"](Shown(choice=choice, proposal_id=proposal))
+            self.governance.audit_out.append(
+                (coop, position, version, at, actor, "VoteCast", clip(line), reason, None)
+            )
+            self.governance.vote(coop, proposal, actor, str(choice), at, 0)
+        return True
