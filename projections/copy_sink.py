@@ -24,8 +24,8 @@ from ledger.storage import Database
 from projections.fold import Row
 from projections.framework import Projection
 
-CHUNK = 5_000  # rows a COPY statement: big enough to amortise its round trip
-QUEUED = 4  # chunks waiting for the thread at most
+CHUNK = 2_000  # rows a COPY statement: enough to amortise its round trip
+QUEUED = 2  # chunks waiting for the thread at most: each holds its rows in memory
 
 Chunk = tuple[str, list[Row]]
 

@@ -6,9 +6,10 @@ cooperative lives, and a split-off child looks up its parent's root.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from projections.fold import CannotFold, Fold, folds
+from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
 from projections.framework import iso, uid
 
 COLUMNS = (
@@ -21,8 +22,10 @@ COUNT, ROOT = 3, 9
 class DirectoryFold(Fold):
     columns: ClassVar[dict[str, tuple[str, ...]]] = {"directory_cooperatives": COLUMNS}
 
-    def __init__(self, out: Any) -> None:
-        super().__init__(out)
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
+        super().__init__(out, ship)
         self.coops: dict[str, list[Any]] = {}
 
     def found(self, e: Any, position: int, root: str, conversion: Any, parent: Any,

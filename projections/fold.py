@@ -24,6 +24,10 @@ Row = tuple[Any, ...] | list[Any]
 Method = Callable[[Any, Any, int], None]
 
 
+def ship_nothing() -> None:
+    """The default ``ship``: the caller empties ``out`` itself."""
+
+
 class CannotFold(Exception):
     """An event would change a row the fold no longer holds: only the SQL is exact here."""
 
@@ -54,9 +58,12 @@ class Fold:
                 found[name] = value
         cls.methods = found
 
-    def __init__(self, out: Mapping[str, list[Row]]) -> None:
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
         # The same list objects for the whole pass: the sink empties them as it ships.
         self.out = {table: out[table] for table in self.columns}
+        self.ship = ship  # sends what ``out`` holds: ``finish`` calls it as it goes
 
     def apply(self, event: Any, position: int) -> None:
         method = self.methods.get(type(event).__name__)

@@ -11,12 +11,13 @@ the governance actions, not the votes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
 from ledger.cooperative import one_year_after
 from ledger.rules import ProposalKind
-from projections.fold import CannotFold, Fold, folds
+from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
 from projections.framework import event_name, uid
 from projections.governance import OUTCOMES, at_utc, people_named, summary, words
 
@@ -62,8 +63,10 @@ class GovernanceFold(Fold):
         "governance_unauthorised": ("coop_id", "position", "at", "actor_id", "kind", "why"),
     }
 
-    def __init__(self, out: Any) -> None:
-        super().__init__(out)
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
+        super().__init__(out, ship)
         self.audit_out = self.out["governance_audit"]
         self.people_out = self.out["governance_audit_people"]
         self.coops: dict[str, list[Any]] = {}

@@ -83,6 +83,7 @@ class Hot:
         self.work = next((f for f in folds if isinstance(f, WorkFold)), None)
         self.governance = next((f for f in folds if isinstance(f, GovernanceFold)), None)
         self.ids: dict[str, str] = {}
+        self.days: dict[str, date] = {}
         self.topics: dict[str, Any] = {}
         # Only the ledger's own mapper writes this form (no cipher, no compression), and
         # only folds that are all known take shortcuts past the others.
@@ -101,6 +102,16 @@ class Hot:
             if len(self.ids) >= _IDS_MAX:
                 self.ids.clear()
             self.ids[value] = found
+        return found
+
+    def day(self, value: str) -> date:
+        # One object a day: the work fold holds a day for each hour not yet paid.
+        found = self.days.get(value)
+        if found is None:
+            found = date.fromisoformat(value)
+            if len(self.days) >= _IDS_MAX:
+                self.days.clear()
+            self.days[value] = found
         return found
 
     def apply(self, topic: str, coop: str, version: int, position: int, state: bytes) -> bool:
@@ -129,7 +140,7 @@ class Hot:
             return False
         at, actor = utc_text(data["timestamp"]), self.id_text(data["actor"])
         work_id, entry_id = self.id_text(data["work_id"]), uuid_text(data["entry_id"])
-        day = date.fromisoformat(data["worked_on"])
+        day = self.day(data["worked_on"])
         # Everything read: from here on nothing falls back half-applied.
         if self.governance is not None:
             line = SUMMARIES["HoursLogged"](Shown(minutes=minutes, work_id=work_id, worked_on=day))

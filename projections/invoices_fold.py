@@ -8,9 +8,10 @@ credited. A payment or credit of an invoice not held cannot come from the aggreg
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from projections.fold import CannotFold, Fold, folds
+from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
 from projections.framework import iso
 
 INVOICES = (
@@ -27,8 +28,10 @@ class InvoicesFold(Fold):
         "invoice_payments": PAYMENTS,
     }
 
-    def __init__(self, out: Any) -> None:
-        super().__init__(out)
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
+        super().__init__(out, ship)
         self.open: dict[tuple[str, int], list[Any]] = {}
         self.numbers: dict[str, int] = {}  # the last invoice number issued, per cooperative
 

@@ -185,7 +185,7 @@ def _build_folded(ledger: Ledger, db: Database, targets: Targets, batch_size: in
     sink = CopySink(db, targets, columns)
     committed = False
     try:
-        folds: list[Fold] = [cls(sink.buffers) for cls in classes if cls is not None]
+        folds: list[Fold] = [cls(sink.buffers, sink.ship) for cls in classes if cls is not None]
         reached = _fold_pass(ledger, folds, batch_size, meter, sink)
         for fold in folds:
             fold.finish()
@@ -204,8 +204,10 @@ def _fold_pass(
     hot = Hot(ledger, folds).apply
     to_domain_event = ledger.mapper.to_domain_event
     position, high = START, 0
+    coops: dict[str, str] = {}  # one string per cooperative id: the folds hold many
     for batch in stream_log(ledger, batch_size):
-        for _xid, notification_id, coop, version, topic, state in batch:
+        for _xid, notification_id, text, version, topic, state in batch:
+            coop = coops.setdefault(text, text)
             if not hot(topic, coop, version, notification_id, state):
                 event = to_domain_event(
                     Notification(

@@ -7,10 +7,11 @@ membership row is final once it has a ``left_at`` and a role once it has an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ledger.cooperative import one_year_after
-from projections.fold import CannotFold, Fold, folds
+from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
 from projections.framework import iso, uid
 
 MEMBERS = (
@@ -43,8 +44,10 @@ class RosterFold(Fold):
         "roster_cooperatives": ("coop_id", "member_cap", "member_count"),
     }
 
-    def __init__(self, out: Any) -> None:
-        super().__init__(out)
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
+        super().__init__(out, ship)
         self.members = self.out["roster_members"]
         self.roles = self.out["roster_roles"]
         self.current: dict[tuple[str, str], list[list[Any]]] = {}  # memberships without left_at

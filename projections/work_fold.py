@@ -10,10 +10,11 @@ or crediting hours the fold no longer holds cannot come from the aggregate.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, ClassVar
 
-from projections.fold import CannotFold, Fold, folds
+from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
 from projections.framework import iso, uid
 from projections.work import iso_week, month
 
@@ -23,7 +24,9 @@ HANDOVERS = ("coop_id", "position", "work_id", "from_member", "to_member", "offe
              "accepted_at", "lapsed_at")  # fmt: skip
 ITEMS = ("coop_id", "work_id", "client_ref", "holder", "since", "status")
 WORK_ID, TO_MEMBER, ACCEPTED_AT, LAPSED_AT = 2, 4, 6, 7
-INVOICE = 8
+# An hour held: [work_id, member_id, minutes, day, invoice_number], the rest made when
+# it is handed out; thousands are held (the open business), so they are kept small.
+WORK, INVOICE = 0, 4
 
 
 class Billed:
@@ -43,8 +46,10 @@ class WorkFold(Fold):
         "work_handovers": HANDOVERS,
     }
 
-    def __init__(self, out: Any) -> None:
-        super().__init__(out)
+    def __init__(
+        self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing
+    ) -> None:
+        super().__init__(out, ship)
         self.entries_out = self.out["work_entries"]
         self.members: dict[tuple[str, str], list[Any]] = {}
         self.items: dict[tuple[str, str], list[Any]] = {}
@@ -60,8 +65,23 @@ class WorkFold(Fold):
         held = self.hours.setdefault(coop, {})
         if entry_id in held:
             raise CannotFold(f"hours entry {entry_id} in {coop} logged twice")
-        held[entry_id] = [coop, entry_id, work_id, member_id, minutes, day.isoformat(),
-                          iso_week(day), month(day), None]  # fmt: skip
+        held[entry_id] = [work_id, member_id, minutes, day, None]
+
+    def hand_out(self, coop: str, entry_id: str, held: list[Any]) -> None:
+        work_id, member_id, minutes, day, invoice = held
+        self.entries_out.append(
+            (
+                coop,
+                entry_id,
+                work_id,
+                member_id,
+                minutes,
+                day.isoformat(),
+                iso_week(day),
+                month(day),
+                invoice,
+            )
+        )
 
     def hold(self, coop: str, work: Any) -> None:
         key = (coop, str(work.id))
@@ -134,7 +154,7 @@ class WorkFold(Fold):
             self.end_work(e, work_id, "moved")
             # Its unbilled hours went to the child with it: the handler deletes them.
             moved = str(work_id)
-            for entry_id in [i for i, r in held.items() if r[2] == moved and r[INVOICE] is None]:
+            for entry_id in [i for i, r in held.items() if r[WORK] == moved and r[INVOICE] is None]:
                 del held[entry_id]
 
     @folds("WorkTaken")
@@ -212,7 +232,7 @@ class WorkFold(Fold):
             for entry_id in billed.entries:
                 row = held.get(entry_id)
                 if row is not None and row[INVOICE] == e.number:
-                    self.entries_out.append(held.pop(entry_id))
+                    self.hand_out(key[0], entry_id, held.pop(entry_id))
 
     @folds("InvoiceCredited")
     def credited(self, e: Any, position: int) -> None:
@@ -229,8 +249,11 @@ class WorkFold(Fold):
     def finish(self) -> None:
         self.out["work_members"].extend(self.members.values())
         self.out["work_items"].extend(self.items.values())
-        for held in self.hours.values():
-            self.entries_out.extend(held.values())
+        while self.hours:  # a cooperative at a time, so the rows never all exist at once
+            coop, held = self.hours.popitem()
+            for entry_id, row in held.items():
+                self.hand_out(coop, entry_id, row)
+            self.ship()
         for pending in self.offers.values():
             self.out["work_handovers"].extend(pending)
         self.members, self.items, self.hours, self.billed, self.offers = {}, {}, {}, {}, {}
