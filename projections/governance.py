@@ -126,8 +126,13 @@ def money(cents: int) -> str:
 
 
 def duration(minutes: int) -> str:
+    # "2 h 5 min", "2 h", "5 min": written out, since every hour logged is summarised.
     hours, rest = divmod(minutes, 60)
-    return " ".join(p for p in (f"{hours} h" if hours else "", f"{rest} min" if rest else "") if p)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    if hours:
+        return f"{hours} h"
+    return f"{rest} min" if rest else ""
 
 
 def short(text: str, limit: int = 80) -> str:

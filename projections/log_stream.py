@@ -1,12 +1,13 @@
 """The whole event log as one stream, for a rebuild on PostgreSQL.
 
 ``read_log`` pages by (transaction id, notification id), one query a page: ~130,000
-rows/s here, a third of what one ``COPY ... TO STDOUT`` of the same rows gives. A
-rebuild reads everything from the first event, so it streams the log in one COPY, in
-binary: one statement, so one snapshot, with the same order and the same bound as
-``read_log`` (only transactions below the snapshot's ``xmin``), so the rebuild's last
-position is a position ``read_log`` carries on from. The cooperative's id arrives as
-text, the form the projections write.
+rows/s here, half of what one server-side cursor over the same rows gives. A rebuild
+reads everything from the first event, so it declares one cursor, in binary (0.5 us of
+client CPU a row, against 1.9 for a binary ``COPY ... TO STDOUT``, whose rows psycopg
+parses in Python): one statement, so one snapshot, with the same order and the same
+bound as ``read_log`` (only transactions below the snapshot's ``xmin``), so the
+rebuild's last position is a position ``read_log`` carries on from. The cooperative's
+id arrives as text, the form the projections write.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from ledger.application import Ledger
 
 # transaction id, notification id, cooperative id (text), version, topic, state
 LogRow = tuple[int, int, str, int, str, bytes]
-TYPES = ("int8", "int8", "text", "int8", "text", "bytea")
 
 
 def events_table(ledger: Ledger) -> str:
@@ -31,23 +31,18 @@ def events_table(ledger: Ledger) -> str:
 def stream_log(ledger: Ledger, batch_size: int) -> Iterator[list[LogRow]]:
     """Every event the log can pass now, in log order, ``batch_size`` rows at a time."""
     query = (
-        "COPY (SELECT transaction_id::text::bigint, notification_id::bigint,"
-        " originator_id::text, originator_version::bigint, topic::text, state::bytea"
+        "SELECT transaction_id::text::bigint, notification_id::bigint, originator_id::text,"
+        " originator_version::bigint, topic::text, state::bytea"
         f" FROM {events_table(ledger)}"
         " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-        " ORDER BY transaction_id, notification_id) TO STDOUT (FORMAT BINARY)"
+        " ORDER BY transaction_id, notification_id"
     )
+    # A named cursor lives in a transaction: it reads only, and closing rolls it back.
     with (
-        psycopg.connect(ledger.db.config.conninfo, autocommit=True) as conn,
-        conn.cursor() as cur,
-        cur.copy(query) as copy,
+        psycopg.connect(ledger.db.config.conninfo) as conn,
+        conn.cursor("coop_ledger_rebuild", binary=True) as cur,
     ):
-        copy.set_types(list(TYPES))
-        batch: list[Any] = []
-        for row in copy.rows():
-            batch.append(row)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
+        cur.itersize = batch_size
+        cur.execute(query)
+        while batch := cur.fetchmany(batch_size):
             yield batch

@@ -27,6 +27,7 @@ WORK_ID, TO_MEMBER, ACCEPTED_AT, LAPSED_AT = 2, 4, 6, 7
 # An hour held: [work_id, member_id, minutes, day, invoice_number], the rest made when
 # it is handed out; thousands are held (the open business), so they are kept small.
 WORK, INVOICE = 0, 4
+DAYS_MAX = 4_096
 
 
 class Billed:
@@ -51,6 +52,7 @@ class WorkFold(Fold):
     ) -> None:
         super().__init__(out, ship)
         self.entries_out = self.out["work_entries"]
+        self.days: dict[date, tuple[str, str, str]] = {}
         self.members: dict[tuple[str, str], list[Any]] = {}
         self.items: dict[tuple[str, str], list[Any]] = {}
         self.hours: dict[str, dict[str, list[Any]]] = {}  # per cooperative, by entry id
@@ -69,19 +71,12 @@ class WorkFold(Fold):
 
     def hand_out(self, coop: str, entry_id: str, held: list[Any]) -> None:
         work_id, member_id, minutes, day, invoice = held
-        self.entries_out.append(
-            (
-                coop,
-                entry_id,
-                work_id,
-                member_id,
-                minutes,
-                day.isoformat(),
-                iso_week(day),
-                month(day),
-                invoice,
-            )
-        )
+        texts = self.days.get(day)
+        if texts is None:  # many hours share a day: its three texts are made once
+            if len(self.days) >= DAYS_MAX:
+                self.days.clear()
+            texts = self.days[day] = (day.isoformat(), iso_week(day), month(day))
+        self.entries_out.append((coop, entry_id, work_id, member_id, minutes, *texts, invoice))
 
     def hold(self, coop: str, work: Any) -> None:
         key = (coop, str(work.id))
