@@ -38,11 +38,14 @@ class CopySink:
         db: Database,
         targets: Sequence[tuple[Projection, Mapping[str, str]]],
         columns: Mapping[str, Sequence[str]],
+        *,
+        create: bool = True,
     ) -> None:
+        """``create``: drop and create the fresh tables first, in the same transaction."""
         self.conn = psycopg.connect(db.config.conninfo)
         try:
             with self.conn.cursor() as cur:
-                for projection, fresh in targets:
+                for projection, fresh in targets if create else ():
                     projection.drop(cur, fresh)
                     projection.create_tables(cur, fresh)
         except BaseException:

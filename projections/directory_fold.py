@@ -21,6 +21,7 @@ COUNT, ROOT = 3, 9
 
 class DirectoryFold(Fold):
     columns: ClassVar[dict[str, tuple[str, ...]]] = {"directory_cooperatives": COLUMNS}
+    per_cooperative = False  # a split-off child takes its parent's root
 
     def __init__(
         self, out: Mapping[str, list[Row]], ship: Callable[[], None] = ship_nothing

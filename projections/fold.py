@@ -47,6 +47,9 @@ class Fold:
 
     columns: ClassVar[dict[str, tuple[str, ...]]]
     methods: ClassVar[dict[str, Method]]
+    # Whether a cooperative's rows depend on its own events only: then processes can
+    # share the cooperatives out between them (``projections.fold_workers``).
+    per_cooperative: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

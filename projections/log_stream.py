@@ -12,7 +12,7 @@ id arrives as text, the form the projections write.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -28,21 +28,30 @@ def events_table(ledger: Ledger) -> str:
     return f"{recorder.datastore.schema}.{recorder.events_table_name}"
 
 
-def stream_log(ledger: Ledger, batch_size: int) -> Iterator[list[LogRow]]:
-    """Every event the log can pass now, in log order, ``batch_size`` rows at a time."""
-    query = (
+def log_query(ledger: Ledger, where: str = "") -> str:
+    """The log's rows in ``read_log``'s order and bound, ``where`` narrowing them further."""
+    return (
         "SELECT transaction_id::text::bigint, notification_id::bigint, originator_id::text,"
         " originator_version::bigint, topic::text, state::bytea"
         f" FROM {events_table(ledger)}"
-        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        f" WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()){where}"
         " ORDER BY transaction_id, notification_id"
     )
-    # A named cursor lives in a transaction: it reads only, and closing rolls it back.
-    with (
-        psycopg.connect(ledger.db.config.conninfo) as conn,
-        conn.cursor("coop_ledger_rebuild", binary=True) as cur,
-    ):
+
+
+def stream_rows(
+    conn: psycopg.Connection[Any], query: str, params: Sequence[Any], batch_size: int
+) -> Iterator[list[LogRow]]:
+    """The rows of ``query`` through a cursor in ``conn``'s open transaction, in batches."""
+    with conn.cursor("coop_ledger_rebuild", binary=True) as cur:
         cur.itersize = batch_size
-        cur.execute(query)
+        cur.execute(query, params)
         while batch := cur.fetchmany(batch_size):
             yield batch
+
+
+def stream_log(ledger: Ledger, batch_size: int) -> Iterator[list[LogRow]]:
+    """Every event the log can pass now, in log order, ``batch_size`` rows at a time."""
+    # A named cursor lives in a transaction: it reads only, and closing ends it.
+    with psycopg.connect(ledger.db.config.conninfo) as conn:
+        yield from stream_rows(conn, log_query(ledger), (), batch_size)

@@ -27,18 +27,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
-
-from eventsourcing.persistence import Notification
 
 from ledger.application import Ledger
 from ledger.log import START, LogPosition
 from ledger.storage import Cursor, Database
-from projections.copy_sink import CopySink
-from projections.fold import CannotFold, Fold
+from projections.fold import CannotFold
+from projections.fold_pass import build_folded
+from projections.fold_workers import WORKERS, build_shared, can_share
 from projections.framework import REBUILD_SUFFIX, Context, Projection, event_name
-from projections.hot_events import Hot
-from projections.log_stream import stream_log
 from projections.registry import fold_of
 from projections.runner import RUNNING, lock_tracking, set_tracking
 from projections.staging import Targets, load, staged_names, staging
@@ -131,15 +127,16 @@ def build_fresh(
     progress: Callable[[Progress], Any] | None = None,
     staged: bool | None = None,
     folded: bool | None = None,
+    workers: int = WORKERS,
 ) -> Reached:
     """Fill fresh sets of the projections' tables in one pass from the first event.
 
     On PostgreSQL the default folds the events in memory and COPYs the rows as they
-    come (``folded``); when a projection has no fold or the history cannot be folded
-    exactly, ``staged`` folds them into a staging SQLite file with the handlers' SQL and
-    COPYs its tables (``projections.staging``). Otherwise (``staged=False``, and on
-    SQLite) the handlers write to the store itself, a transaction per batch and
-    projection.
+    come (``folded``), in ``workers`` processes (``projections.fold_workers``). When a
+    projection has no fold, or the history cannot be folded exactly, ``staged`` folds
+    them into a staging SQLite file with the handlers' SQL and COPYs its tables
+    (``projections.staging``). Otherwise (``staged=False``, and on SQLite) the handlers
+    write to the store itself, a transaction per batch and projection.
     """
     chosen = [projections] if isinstance(projections, Projection) else list(projections)
     targets = [(p, p.table_names(db, suffix)) for p in chosen]
@@ -154,7 +151,12 @@ def build_fresh(
         folded = staged and all(fold_of(p) is not None for p in chosen)
     if folded:
         try:
-            return _build_folded(ledger, db, targets, batch_size, meter)
+            if workers > 1 and can_share():
+                position, high = build_shared(ledger, db, targets, batch_size, meter.add, workers)
+            else:
+                position, high = build_folded(ledger, db, targets, batch_size, meter.add)
+            meter.add(0)  # the rate so far did not count the last COPY
+            return Reached(position, high)
         except CannotFold as reason:
             log.warning("rebuild of %s: %s; applying the handlers instead", meter.names, reason)
             meter = _Meter(meter.names, meter.total, progress)
@@ -176,56 +178,6 @@ def build_fresh(
         load(db, conn, targets)
     meter.add(0)  # the rate so far did not count the COPY
     return reached
-
-
-def _build_folded(ledger: Ledger, db: Database, targets: Targets, batch_size: int,
-                  meter: _Meter) -> Reached:  # fmt: skip
-    classes = [fold_of(p) for p, _ in targets]
-    columns = {t: c for cls in classes if cls is not None for t, c in cls.columns.items()}
-    sink = CopySink(db, targets, columns)
-    committed = False
-    try:
-        folds: list[Fold] = [cls(sink.buffers, sink.ship) for cls in classes if cls is not None]
-        reached = _fold_pass(ledger, folds, batch_size, meter, sink)
-        for fold in folds:
-            fold.finish()
-        sink.close(commit=True)
-        committed = True
-    finally:
-        if not committed:
-            sink.close(commit=False)
-    meter.add(0)  # the rate so far did not count the last COPY
-    return reached
-
-
-def _fold_pass(
-    ledger: Ledger, folds: list[Fold], batch_size: int, meter: _Meter, sink: CopySink
-) -> Reached:
-    hot = Hot(ledger, folds).apply
-    to_domain_event = ledger.mapper.to_domain_event
-    position, high = START, 0
-    coops: dict[str, str] = {}  # one string per cooperative id: the folds hold many
-    for batch in stream_log(ledger, batch_size):
-        for _xid, notification_id, text, version, topic, state in batch:
-            coop = coops.setdefault(text, text)
-            if not hot(topic, coop, version, notification_id, state):
-                event = to_domain_event(
-                    Notification(
-                        id=notification_id,
-                        originator_id=UUID(coop),
-                        originator_version=version,
-                        topic=topic,
-                        state=state,
-                    )
-                )
-                for fold in folds:
-                    fold.apply(event, notification_id)
-            if notification_id > high:
-                high = notification_id
-        position = (batch[-1][0], batch[-1][1])
-        sink.ship()
-        meter.add(len(batch))
-    return Reached(position, high)
 
 
 def _build_direct(

@@ -1,5 +1,6 @@
-"""A rebuild on PostgreSQL folds the events in memory and COPYs the rows (the default), or
-applies the handlers' SQL to a staging SQLite file and COPYs its tables.
+"""A rebuild on PostgreSQL folds the events in memory and COPYs the rows (the default: in
+worker processes that share the cooperatives out, or in one), or applies the handlers'
+SQL to a staging SQLite file and COPYs its tables.
 
 Both must hold exactly what applying each event's SQL to PostgreSQL holds, table for
 table and row for row, with the same columns and keys, over a history with a split, an
@@ -111,10 +112,12 @@ def test_folded_and_staged_builds_hold_the_same_rows_columns_and_keys_as_applyin
     direct = build_fresh(ledger, db, projections, suffix="__direct", staged=False)
     staged = build_fresh(ledger, db, projections, suffix="__staged", folded=False)
     folded = build_fresh(ledger, db, projections, suffix="__folded")  # the default here
+    alone = build_fresh(ledger, db, projections, suffix="__alone", workers=1)
     assert staged == direct
     assert folded == direct
+    assert alone == direct
     expected = tables(db, projections, "__direct")
-    for suffix in ("__staged", "__folded"):
+    for suffix in ("__staged", "__folded", "__alone"):
         empty = []
         for name, table in tables(db, projections, suffix).items():
             assert rows(db, table) == rows(db, expected[name]), f"{name}{suffix} differs"

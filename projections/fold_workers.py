@@ -1,0 +1,189 @@
+"""A folded rebuild shared out between processes, by cooperative.
+
+A cooperative's rows in every projection but the directory depend on its own events
+only (``Fold.per_cooperative``), so ``WORKERS`` forked processes each fold the events of
+their share of the cooperatives and COPY the rows on connections of their own. The
+directory's fold looks a split-off child's parent up, and the parent may be in another
+share: it runs here, over only the events it folds (one in a hundred). Every stream
+reads one snapshot, exported here and imported by each: together they read exactly
+the events one stream would, each in log order, and the pass ends at the largest
+position any of them reached.
+
+The fresh tables are created first and committed, since each process fills them in a
+transaction of its own; if any process fails they are dropped again. A fold that
+cannot reproduce its history (``CannotFold``) or fails is raised here as it was raised
+there. Processes are forked: they start at once with everything imported and never
+touch the parent's connections (each opens its own). Where fork is missing, or there
+is one core, the build stays in one process (``projections.fold_pass``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ledger.application import Ledger
+from ledger.log import START, LogPosition
+from ledger.storage import Database
+from projections.copy_sink import CopySink
+from projections.fold import Fold
+from projections.fold_pass import Count, Targets, columns_of, fold_batches, fold_classes
+from projections.log_stream import log_query, stream_rows
+from projections.registry import fold_of
+
+WORKERS = 2
+# A cooperative's share: its id's last byte (ids are random UUIDs) modulo the workers.
+SHARE = " AND get_byte(uuid_send(originator_id), 15) %% %s = %s"
+# The events a fold handles, by the end of their topic ("module:Class.Event"). A suffix
+# match is cheap on the server (a regular expression cost 0.25 s over 100,000 rows) and
+# may let more through, never less: the fold itself goes by the decoded class's name.
+NAMED = " AND topic LIKE ANY(%s)"
+
+
+def can_share() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one process folds: its projections, which events, read in which snapshot."""
+
+    targets: Targets
+    where: str
+    params: tuple[Any, ...]
+    snapshot: str
+
+
+Reached = tuple[LogPosition, int, int]  # last position, highest id, events folded
+
+
+def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Reached:
+    classes = fold_classes(part.targets)
+    folded = [0]
+
+    def count(n: int) -> None:
+        folded[0] += n
+
+    with psycopg.connect(db.config.conninfo) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(part.snapshot)))
+        sink = CopySink(db, part.targets, columns_of(classes), create=False)
+        committed = False
+        try:
+            folds = [cls(sink.buffers, sink.ship) for cls in classes]
+            rows = stream_rows(conn, log_query(ledger, part.where), part.params, batch_size)
+            position, high = fold_batches(ledger, folds, rows, sink, count)
+            sink.close(commit=True)
+            committed = True
+        finally:
+            if not committed:
+                sink.close(commit=False)
+    return position, high, folded[0]
+
+
+def _run(ledger: Ledger, db: Database, part: Part, batch_size: int, out: Connection) -> None:
+    """A worker process: fold its part and send back where it ended, or what it raised."""
+    try:
+        result: Any = ("done", _fold_part(ledger, db, part, batch_size))
+    except BaseException as error:
+        try:
+            pickle.dumps(error)
+            result = ("raised", error)
+        except Exception:  # an error that cannot cross: its text does
+            result = ("raised", RuntimeError(f"{type(error).__name__}: {error}"))
+    out.send(result)
+    out.close()
+
+
+def _parts(targets: Targets, snapshot: str, workers: int) -> tuple[list[Part], Part | None]:
+    """The parts for worker processes, and the part this process folds (if any)."""
+    shared = [(p, t) for p, t in targets if _per_cooperative(p)]
+    forked = [Part(shared, SHARE, (workers, k), snapshot) for k in range(workers) if shared]
+    alone = [(p, t) for p, t in targets if not _per_cooperative(p)]
+    if not alone:
+        return forked, None
+    classes = fold_classes(alone)
+    if any(cls.apply is not Fold.apply for cls in classes):  # sees every event
+        return forked, Part(alone, "", (), snapshot)
+    names = sorted({f"%{name}" for cls in classes for name in cls.methods})
+    return forked, Part(alone, NAMED, (names,), snapshot)
+
+
+def _per_cooperative(projection: Any) -> bool:
+    cls = fold_of(projection)
+    return cls is not None and cls.per_cooperative
+
+
+def build_shared(
+    ledger: Ledger,
+    db: Database,
+    targets: Targets,
+    batch_size: int,
+    count: Count,
+    workers: int = WORKERS,
+) -> tuple[LogPosition, int]:
+    """The fresh tables of ``targets`` folded by ``workers`` processes (and this one)."""
+    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+            projection.create_tables(cur, fresh)
+    try:
+        results = _fold_parts(ledger, db, targets, batch_size, workers)
+    except BaseException:
+        with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+            for projection, fresh in targets:
+                projection.drop(cur, fresh)
+        raise
+    # The shares together read every event; a part alone may read only some.
+    count(sum(r[2] for r in results[:-1]) or results[-1][2])
+    return max(r[0] for r in results), max(r[1] for r in results)
+
+
+def _fold_parts(
+    ledger: Ledger, db: Database, targets: Targets, batch_size: int, workers: int
+) -> list[Reached]:
+    """Each worker's result, then this process's (``START`` if it had no part)."""
+    context = multiprocessing.get_context("fork")
+    # The exporting transaction stays open until every part has read its snapshot.
+    with psycopg.connect(db.config.conninfo) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        forked, here = _parts(targets, str(row[0] if row else ""), workers)
+        running: list[tuple[Any, Connection]] = []
+        try:
+            for part in forked:
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_run, args=(ledger, db, part, batch_size, send), daemon=True
+                )
+                process.start()
+                send.close()
+                running.append((process, receive))
+            mine = _fold_part(ledger, db, here, batch_size) if here else (START, 0, 0)
+            return [*_collect(running), mine]
+        finally:
+            for process, _ in running:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+
+
+def _collect(running: list[tuple[Any, Connection]]) -> list[Reached]:
+    """Each worker's result, in turn; the first error any of them raised, raised here."""
+    results = []
+    for process, receive in running:
+        ready = wait([receive, process.sentinel])
+        if receive not in ready and not receive.poll():
+            raise RuntimeError(f"a rebuild worker ended without a word (exit {process.exitcode})")
+        kind, value = receive.recv()
+        if kind == "raised":
+            raise value
+        results.append(value)
+    return results
