@@ -19,11 +19,11 @@ is one core, the build stays in one process (``projections.fold_pass``).
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import pickle
+import signal
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import psycopg
@@ -48,7 +48,7 @@ NAMED = " AND topic LIKE ANY(%s)"
 
 
 def can_share() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1
+    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,38 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Rea
     return position, high, folded[0]
 
 
-def _run(ledger: Ledger, db: Database, part: Part, batch_size: int, out: Connection) -> None:
-    """A worker process: fold its part and send back where it ended, or what it raised."""
+def _outcome(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[str, Any]:
+    """Fold a part: ("done", where it ended) or ("raised", what it raised)."""
     try:
-        result: Any = ("done", _fold_part(ledger, db, part, batch_size))
+        return "done", _fold_part(ledger, db, part, batch_size)
     except BaseException as error:
         try:
             pickle.dumps(error)
-            result = ("raised", error)
         except Exception:  # an error that cannot cross: its text does
-            result = ("raised", RuntimeError(f"{type(error).__name__}: {error}"))
-    out.send(result)
-    out.close()
+            return "raised", RuntimeError(f"{type(error).__name__}: {error}")
+        return "raised", error
+
+
+def _fork(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[int, int]:
+    """A child process folding ``part``: its pid, and the pipe its outcome comes through.
+
+    ``os.fork`` itself, not ``multiprocessing``: a daemonic process (a bench worker, a
+    server's) may not start multiprocessing children. The child leaves by ``os._exit``,
+    so nothing of the parent's (its pools, its atexit handlers) runs there.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read)
+            with os.fdopen(write, "wb") as out:
+                pickle.dump(_outcome(ledger, db, part, batch_size), out)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read
 
 
 def _parts(targets: Targets, snapshot: str, workers: int) -> tuple[list[Part], Part | None]:
@@ -150,39 +170,37 @@ def _fold_parts(
     ledger: Ledger, db: Database, targets: Targets, batch_size: int, workers: int
 ) -> list[Reached]:
     """Each worker's result, then this process's (``START`` if it had no part)."""
-    context = multiprocessing.get_context("fork")
     # The exporting transaction stays open until every part has read its snapshot.
     with psycopg.connect(db.config.conninfo) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         forked, here = _parts(targets, str(row[0] if row else ""), workers)
-        running: list[tuple[Any, Connection]] = []
+        running: list[tuple[int, int]] = []
         try:
             for part in forked:
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=_run, args=(ledger, db, part, batch_size, send), daemon=True
-                )
-                process.start()
-                send.close()
-                running.append((process, receive))
+                running.append(_fork(ledger, db, part, batch_size))
             mine = _fold_part(ledger, db, here, batch_size) if here else (START, 0, 0)
             return [*_collect(running), mine]
         finally:
-            for process, _ in running:
-                if process.is_alive():
-                    process.terminate()
-                process.join()
+            for pid, read in running:  # those not collected: an error came first
+                os.close(read)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
 
 
-def _collect(running: list[tuple[Any, Connection]]) -> list[Reached]:
+def _collect(running: list[tuple[int, int]]) -> list[Reached]:
     """Each worker's result, in turn; the first error any of them raised, raised here."""
     results = []
-    for process, receive in running:
-        ready = wait([receive, process.sentinel])
-        if receive not in ready and not receive.poll():
-            raise RuntimeError(f"a rebuild worker ended without a word (exit {process.exitcode})")
-        kind, value = receive.recv()
+    while running:
+        pid, read = running[0]
+        with os.fdopen(read, "rb") as pipe:  # closes ``read``
+            running.pop(0)
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            raise RuntimeError(f"a rebuild worker ended without a word (status {status})")
+        kind, value = pickle.loads(data)  # noqa: S301 (our own child, through our own pipe)
         if kind == "raised":
             raise value
         results.append(value)
