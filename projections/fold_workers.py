@@ -35,12 +35,12 @@ from ledger.storage import Database
 from projections.copy_sink import CopySink
 from projections.fold import Fold
 from projections.fold_pass import Count, Targets, columns_of, fold_batches, fold_classes
-from projections.log_stream import log_query, stream_rows
+from projections.log_stream import events_table, log_query, stream_rows
 from projections.registry import fold_of
 
 WORKERS = 2
-# A cooperative's share: its id's last byte (ids are random UUIDs) modulo the workers.
-SHARE = " AND get_byte(uuid_send(originator_id), 15) %% %s = %s"
+# A worker's share: the cooperatives dealt to it (``deal``).
+SHARE = " AND originator_id = ANY(%s::uuid[])"
 # The events a fold handles, by the end of their topic ("module:Class.Event"). A suffix
 # match is cheap on the server (a regular expression cost 0.25 s over 100,000 rows) and
 # may let more through, never less: the fold itself goes by the decoded class's name.
@@ -122,10 +122,34 @@ def _fork(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[in
     return pid, read
 
 
-def _parts(targets: Targets, snapshot: str, workers: int) -> tuple[list[Part], Part | None]:
+def deal(sizes: dict[str, int], workers: int) -> list[list[str]]:
+    """The cooperatives in ``workers`` shares of about as many events: the largest first,
+    each to the share with the fewest events so far. (By a bit of the id, 50 cooperatives
+    of 2,000 events each split 58,000 to 42,000, and the larger share sets the pace.)"""
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for coop, size in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
+        least = loads.index(min(loads))
+        shares[least].append(coop)
+        loads[least] += size
+    return shares
+
+
+def _sizes(ledger: Ledger, cur: psycopg.Cursor[Any]) -> dict[str, int]:
+    """Events per cooperative in the log as the snapshot sees it."""
+    cur.execute(
+        f"SELECT originator_id::text, count(*) FROM {events_table(ledger)}"
+        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) GROUP BY 1"
+    )
+    return {str(coop): int(n) for coop, n in cur.fetchall()}
+
+
+def _parts(
+    targets: Targets, snapshot: str, shares: list[list[str]]
+) -> tuple[list[Part], Part | None]:
     """The parts for worker processes, and the part this process folds (if any)."""
     shared = [(p, t) for p, t in targets if _per_cooperative(p)]
-    forked = [Part(shared, SHARE, (workers, k), snapshot) for k in range(workers) if shared]
+    forked = [Part(shared, SHARE, (share,), snapshot) for share in shares if shared and share]
     alone = [(p, t) for p, t in targets if not _per_cooperative(p)]
     if not alone:
         return forked, None
@@ -173,8 +197,11 @@ def _fold_parts(
     # The exporting transaction stays open until every part has read its snapshot.
     with psycopg.connect(db.config.conninfo) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        forked, here = _parts(targets, str(row[0] if row else ""), workers)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_export_snapshot()")
+            row = cur.fetchone()
+            shares = deal(_sizes(ledger, cur), workers)
+        forked, here = _parts(targets, str(row[0] if row else ""), shares)
         running: list[tuple[int, int]] = []
         try:
             for part in forked:
