@@ -74,6 +74,9 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Rea
     with psycopg.connect(db.config.conninfo) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(part.snapshot)))
+        # A share is read by the cooperatives' key, then sorted into log order before the
+        # first row comes: in memory (~50 ms for 50,000 rows) rather than on disk.
+        conn.execute("SET LOCAL work_mem = '64MB'")
         sink = CopySink(db, part.targets, columns_of(classes), create=False)
         committed = False
         try:

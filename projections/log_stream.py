@@ -30,9 +30,12 @@ def events_table(ledger: Ledger) -> str:
 
 def log_query(ledger: Ledger, where: str = "") -> str:
     """The log's rows in ``read_log``'s order and bound, ``where`` narrowing them further."""
+    # Named apart from the table's columns: ORDER BY transaction_id would otherwise sort
+    # by the output column of that name, the cast, which no index holds in order.
     return (
-        "SELECT transaction_id::text::bigint, notification_id::bigint, originator_id::text,"
-        " originator_version::bigint, topic::text, state::bytea"
+        "SELECT transaction_id::text::bigint AS xid, notification_id::bigint AS position,"
+        " originator_id::text AS coop, originator_version::bigint AS version,"
+        " topic::text AS topic_text, state::bytea AS state_bytes"
         f" FROM {events_table(ledger)}"
         f" WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()){where}"
         " ORDER BY transaction_id, notification_id"
