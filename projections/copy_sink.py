@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import psycopg
 
@@ -40,8 +40,10 @@ class CopySink:
         columns: Mapping[str, Sequence[str]],
         *,
         create: bool = True,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
-        """``create``: drop and create the fresh tables first, in the same transaction."""
+        """``create``: drop and create the fresh tables first, in the same transaction.
+        ``ready``: waited for before the first COPY, True once the tables exist."""
         self.conn = psycopg.connect(db.config.conninfo)
         try:
             with self.conn.cursor() as cur:
@@ -59,6 +61,7 @@ class CopySink:
         self.buffers: dict[str, list[Row]] = {logical: [] for logical in self.statements}
         self.queue: queue.Queue[Chunk | None] = queue.Queue(QUEUED)
         self.error: BaseException | None = None
+        self.ready = ready
         self.thread = threading.Thread(target=self._send, name="rebuild-copy", daemon=True)
         self.thread.start()
 
@@ -74,6 +77,10 @@ class CopySink:
     def _send(self) -> None:
         with self.conn.cursor() as cur:
             while (item := self.queue.get()) is not None:
+                if self.ready is not None and self.error is None:
+                    if not self.ready():
+                        self.error = RuntimeError("the fresh tables could not be created")
+                    self.ready = None
                 if self.error is not None:
                     continue  # drain, so that ship() never blocks on a dead thread
                 logical, rows = item

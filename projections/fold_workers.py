@@ -23,6 +23,8 @@ import contextlib
 import os
 import pickle
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +66,10 @@ class Part:
 Reached = tuple[LogPosition, int, int]  # last position, highest id, events folded
 
 
-def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Reached:
+Ready = Callable[[], bool]
+
+
+def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int, ready: Ready) -> Reached:
     classes = fold_classes(part.targets)
     folded = [0]
 
@@ -77,7 +82,7 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Rea
         # A share is read by the cooperatives' key, then sorted into log order before the
         # first row comes: in memory (~50 ms for 50,000 rows) rather than on disk.
         conn.execute("SET LOCAL work_mem = '64MB'")
-        sink = CopySink(db, part.targets, columns_of(classes), create=False)
+        sink = CopySink(db, part.targets, columns_of(classes), create=False, ready=ready)
         committed = False
         try:
             folds = [cls(sink.buffers, sink.ship) for cls in classes]
@@ -91,10 +96,12 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int) -> Rea
     return position, high, folded[0]
 
 
-def _outcome(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[str, Any]:
+def _outcome(
+    ledger: Ledger, db: Database, part: Part, batch_size: int, ready: Ready
+) -> tuple[str, Any]:
     """Fold a part: ("done", where it ended) or ("raised", what it raised)."""
     try:
-        return "done", _fold_part(ledger, db, part, batch_size)
+        return "done", _fold_part(ledger, db, part, batch_size, ready)
     except BaseException as error:
         try:
             pickle.dumps(error)
@@ -103,12 +110,16 @@ def _outcome(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple
         return "raised", error
 
 
-def _fork(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[int, int]:
+def _fork(
+    ledger: Ledger, db: Database, part: Part, batch_size: int, signal_fd: int, theirs: list[int]
+) -> tuple[int, int]:
     """A child process folding ``part``: its pid, and the pipe its outcome comes through.
 
     ``os.fork`` itself, not ``multiprocessing``: a daemonic process (a bench worker, a
     server's) may not start multiprocessing children. The child leaves by ``os._exit``,
-    so nothing of the parent's (its pools, its atexit handlers) runs there.
+    so nothing of the parent's (its pools, its atexit handlers) runs there. It learns
+    that the fresh tables exist by a byte on ``signal_fd``; it closes ``theirs`` (the
+    pipes' writing ends), so that a signal never sent reads as the end of the pipe.
     """
     read, write = os.pipe()
     pid = os.fork()
@@ -116,8 +127,17 @@ def _fork(ledger: Ledger, db: Database, part: Part, batch_size: int) -> tuple[in
         code = 1
         try:
             os.close(read)
+            # A writing end the thread closed already may have left its number to one
+            # of this child's own pipes: those stay open.
+            for fd in set(theirs) - {write, signal_fd}:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+            def ready() -> bool:
+                return os.read(signal_fd, 1) == b"1"
+
             with os.fdopen(write, "wb") as out:
-                pickle.dump(_outcome(ledger, db, part, batch_size), out)
+                pickle.dump(_outcome(ledger, db, part, batch_size, ready), out)
             code = 0
         finally:
             os._exit(code)
@@ -177,10 +197,6 @@ def build_shared(
     workers: int = WORKERS,
 ) -> tuple[LogPosition, int]:
     """The fresh tables of ``targets`` folded by ``workers`` processes (and this one)."""
-    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
-        for projection, fresh in targets:
-            projection.drop(cur, fresh)
-            projection.create_tables(cur, fresh)
     try:
         results = _fold_parts(ledger, db, targets, batch_size, workers)
     except BaseException:
@@ -193,30 +209,87 @@ def build_shared(
     return max(r[0] for r in results), max(r[1] for r in results)
 
 
+class FreshTables(threading.Thread):
+    """Drops and creates the fresh tables, and commits, while the parts start reading.
+
+    ~50-140 ms of DDL and a commit: the parts need the tables only for their first COPY.
+    Each worker is told through its pipe: a byte once the tables exist, or the pipe
+    closed without one if they could not be made. This process waits on ``ready``.
+    """
+
+    def __init__(self, db: Database, targets: Targets, signals: list[int]) -> None:
+        super().__init__(name="rebuild-tables", daemon=True)
+        self.db, self.targets, self.signals = db, targets, signals
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self.db.config.conninfo) as conn, conn.cursor() as cur:
+                for projection, fresh in self.targets:
+                    projection.drop(cur, fresh)
+                    projection.create_tables(cur, fresh)
+        except BaseException as error:
+            self.error = error
+        finally:
+            for fd in self.signals:
+                with contextlib.suppress(OSError):
+                    if self.error is None:
+                        os.write(fd, b"1")
+                    os.close(fd)
+            self.done.set()
+
+    def ready(self) -> bool:
+        self.done.wait()
+        return self.error is None
+
+
 def _fold_parts(
     ledger: Ledger, db: Database, targets: Targets, batch_size: int, workers: int
 ) -> list[Reached]:
     """Each worker's result, then this process's (``START`` if it had no part)."""
-    # The exporting transaction stays open until every part has read its snapshot.
-    with psycopg.connect(db.config.conninfo) as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_export_snapshot()")
-            row = cur.fetchone()
-            shares = deal(_sizes(ledger, cur), workers)
-        forked, here = _parts(targets, str(row[0] if row else ""), shares)
-        running: list[tuple[int, int]] = []
-        try:
-            for part in forked:
-                running.append(_fork(ledger, db, part, batch_size))
-            mine = _fold_part(ledger, db, here, batch_size) if here else (START, 0, 0)
-            return [*_collect(running), mine]
-        finally:
-            for pid, read in running:  # those not collected: an error came first
+    signals = [os.pipe() for _ in range(workers)]
+    tables = FreshTables(db, targets, [write for _, write in signals])
+    tables.start()
+    running: list[tuple[int, int]] = []
+    try:
+        # The exporting transaction stays open until every part has read its snapshot.
+        with psycopg.connect(db.config.conninfo) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_export_snapshot()")
+                row = cur.fetchone()
+                shares = deal(_sizes(ledger, cur), workers)
+            forked, here = _parts(targets, str(row[0] if row else ""), shares)
+            theirs = [write for _, write in signals]
+            for part, (read, _) in zip(forked, signals, strict=False):
+                running.append(_fork(ledger, db, part, batch_size, read, theirs))
+            for read, _ in signals:
                 os.close(read)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
+            signals = []
+            try:
+                mine = _fold_part(ledger, db, here, batch_size, tables.ready) if here else None
+                results = [*_collect(running), mine or (START, 0, 0)]
+            except Exception:
+                tables.join()
+                if tables.error is None:
+                    raise
+                # The parts failed for want of tables: say why there were none.
+                raise tables.error from None
+        tables.join()
+        if tables.error is not None:
+            raise tables.error
+        return results
+    finally:
+        for read, _ in signals:  # not yet handed out: an error came first
+            os.close(read)
+        for pid, read in running:  # not collected: an error came first
+            with contextlib.suppress(OSError):
+                os.close(read)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        tables.join()  # before a caller drops the tables again
 
 
 def _collect(running: list[tuple[int, int]]) -> list[Reached]:

@@ -249,9 +249,14 @@ def _raised(e: Any) -> str:
 
 @summarises("VoteCast")
 def _vote_cast(e: Any) -> str:
-    if e.choice == VoteChoice.ABSTAIN:
-        return f"Abstained on proposal {e.proposal_id}"
-    return f"Voted {e.choice} proposal {e.proposal_id}"
+    return vote_line(e.choice, e.proposal_id)
+
+
+def vote_line(choice: Any, proposal_id: Any) -> str:
+    """A vote's summary from its values: a rebuild writes it without making the event."""
+    if choice == VoteChoice.ABSTAIN:
+        return f"Abstained on proposal {proposal_id}"
+    return f"Voted {choice} proposal {proposal_id}"
 
 
 @summarises("VoteChanged")
@@ -291,7 +296,12 @@ def _work_taken(e: Any) -> str:
 
 @summarises("HoursLogged")
 def _hours(e: Any) -> str:
-    return f"Logged {duration(e.minutes)} on work {e.work_id} for {e.worked_on.isoformat()}"
+    return hours_line(e.minutes, e.work_id, e.worked_on.isoformat())
+
+
+def hours_line(minutes: int, work_id: Any, worked_on: str) -> str:
+    """An hour's summary from its values: a rebuild writes it without making the event."""
+    return f"Logged {duration(minutes)} on work {work_id} for {worked_on}"
 
 
 @summarises("WorkHandedOver")

@@ -25,7 +25,7 @@ from ledger.cooperative import Cooperative
 from ledger.mapper import TypedMapper
 from ledger.rules import VoteChoice
 from projections.fold import Fold
-from projections.governance import SUMMARIES, clip
+from projections.governance import clip, hours_line, vote_line
 from projections.governance_fold import GovernanceFold
 from projections.work_fold import WorkFold
 
@@ -71,13 +71,6 @@ def utc_text(value: Any) -> str:
     ):
         return value
     raise NotHot
-
-
-class Shown:
-    """What a summary reads of an event, the ids already as text."""
-
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
 
 
 class InvoiceIssued:
@@ -161,7 +154,7 @@ class Hot:
         day = self.day(data["worked_on"])
         # Everything read: from here on nothing falls back half-applied.
         if self.governance is not None:
-            line = SUMMARIES["HoursLogged"](Shown(minutes=minutes, work_id=work_id, worked_on=day))
+            line = hours_line(minutes, work_id, day.isoformat())
             self.governance.audit_out.append(
                 (coop, position, version, at, actor, "HoursLogged", clip(line), reason, None)
             )
@@ -178,7 +171,7 @@ class Hot:
         at, actor = utc_text(data["timestamp"]), self.id_text(data["actor"])
         proposal = self.id_text(data["proposal_id"])
         if self.governance is not None:
-            line = SUMMARIES["VoteCast"](Shown(choice=choice, proposal_id=proposal))
+            line = vote_line(choice, proposal)
             self.governance.audit_out.append(
                 (coop, position, version, at, actor, "VoteCast", clip(line), reason, None)
             )

@@ -28,6 +28,7 @@ from projections.framework import Context, Handler, Projection
 from projections.governance_fold import GovernanceFold
 from projections.rebuild import build_fresh, rebuild
 from projections.registry import all_projections
+from projections.roster import Roster
 from projections.runner import ProjectionRunner
 from projections.staging import load
 from projections.work_fold import WorkFold
@@ -252,6 +253,20 @@ def test_a_failed_folded_build_leaves_no_fresh_tables(
         for projection in all_projections():
             for table in projection.table_names(db, "__folded").values():
                 assert not db.table_exists(cur, table)
+
+
+def test_fresh_tables_that_cannot_be_made_fail_the_folded_build_with_their_error(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_world.found(size=3)
+    all_readable(pg_world.ledger)
+
+    def refused(self: Projection, cur: Any, tables: Any) -> None:
+        raise PermissionError("no CREATE here")
+
+    monkeypatch.setattr(Roster, "create_tables", refused)
+    with pytest.raises(PermissionError, match="no CREATE"):
+        build_fresh(pg_world.ledger, pg_world.ledger.db, all_projections(), suffix="__folded")
 
 
 def test_on_sqlite_a_rebuild_stays_direct_and_a_staged_one_is_refused(sqlite_url: str) -> None:
