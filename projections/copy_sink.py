@@ -6,10 +6,14 @@ and indexes one chunk on its own core while this process folds the next events, 
 the thread waits on the socket without the GIL. The queue between them is short, so
 memory stays bounded whatever the history's length.
 
-Everything happens on one connection in one transaction, the fresh tables' drop and
-creation included: a failed build leaves the fresh tables as they were, and the live
-tables never see any of it. COPY's text format lets PostgreSQL parse each value as its
-column's type, as in ``projections.staging``.
+Each COPY is a transaction of its own (autocommit). One transaction for the whole pass
+would hold an xid as long as the pass runs, and ``read_log`` reads only below the oldest
+running xid on the server: every live projection would stand still until the rebuild
+ended. Nobody reads the fresh tables before the switch, and the builder drops them if
+the build fails (``fold_pass``, ``fold_workers``). The commits do not wait for the disk
+(``synchronous_commit = off``): the switch's own commit flushes the log up to itself,
+theirs included. COPY's text format lets PostgreSQL parse each value as its column's
+type, as in ``projections.staging``.
 """
 
 from __future__ import annotations
@@ -39,17 +43,12 @@ class CopySink:
         targets: Sequence[tuple[Projection, Mapping[str, str]]],
         columns: Mapping[str, Sequence[str]],
         *,
-        create: bool = True,
         ready: Callable[[], bool] | None = None,
     ) -> None:
-        """``create``: drop and create the fresh tables first, in the same transaction.
-        ``ready``: waited for before the first COPY, True once the tables exist."""
-        self.conn = psycopg.connect(db.config.conninfo)
+        """``ready``: waited for before the first COPY, True once the fresh tables exist."""
+        self.conn = psycopg.connect(db.config.conninfo, autocommit=True)
         try:
-            with self.conn.cursor() as cur:
-                for projection, fresh in targets if create else ():
-                    projection.drop(cur, fresh)
-                    projection.create_tables(cur, fresh)
+            self.conn.execute("SET synchronous_commit = off")
         except BaseException:
             self.conn.close()
             raise
@@ -92,21 +91,14 @@ class CopySink:
                 except BaseException as error:
                     self.error = error
 
-    def close(self, *, commit: bool) -> None:
-        """Send what is left and commit, or roll everything back; the connection is closed."""
+    def close(self, *, complete: bool) -> None:
+        """Send what is left (``complete``) or drop it; the connection is closed."""
         try:
-            if commit and self.error is None:
+            if complete and self.error is None:
                 self.ship(chunk=1)
         finally:
             self.queue.put(None)
             self.thread.join()
-            try:
-                if commit and self.error is not None:
-                    raise self.error
-                if commit:
-                    self.conn.commit()
-            finally:
-                self.conn.close()  # without a commit: rolled back
-
-
-__all__ = ["CopySink"]
+            self.conn.close()
+        if complete and self.error is not None:
+            raise self.error

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Notification
 
 from ledger.application import Ledger
@@ -71,19 +72,47 @@ def fold_batches(
     return position, high
 
 
+def make_tables(db: Database, targets: Targets) -> None:
+    """Drop and create the fresh tables of ``targets``, and commit."""
+    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+            projection.create_tables(cur, fresh)
+
+
+def drop_tables(db: Database, targets: Targets) -> None:
+    """Drop the fresh tables of a build that failed: nothing half-filled stays behind."""
+    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+
+
+def fold_into(
+    sink: CopySink, ledger: Ledger, classes: list[type[Fold]], rows: Iterable[list[LogRow]],
+    count: Count,
+) -> tuple[LogPosition, int]:  # fmt: skip
+    """Fold ``rows`` into ``sink``, and send everything: the last position, highest id."""
+    completed = False
+    try:
+        folds = [cls(sink.buffers, sink.ship) for cls in classes]
+        reached = fold_batches(ledger, folds, rows, sink, count)
+        sink.close(complete=True)
+        completed = True
+    finally:
+        if not completed:
+            sink.close(complete=False)
+    return reached
+
+
 def build_folded(
     ledger: Ledger, db: Database, targets: Targets, batch_size: int, count: Count
 ) -> tuple[LogPosition, int]:
-    """The fresh tables of ``targets`` folded in this process, in one transaction."""
+    """The fresh tables of ``targets`` folded in this process."""
     classes = fold_classes(targets)
-    sink = CopySink(db, targets, columns_of(classes))
-    committed = False
+    make_tables(db, targets)
     try:
-        folds = [cls(sink.buffers, sink.ship) for cls in classes]
-        reached = fold_batches(ledger, folds, stream_log(ledger, batch_size), sink, count)
-        sink.close(commit=True)
-        committed = True
-    finally:
-        if not committed:
-            sink.close(commit=False)
-    return reached
+        sink = CopySink(db, targets, columns_of(classes))
+        return fold_into(sink, ledger, classes, stream_log(ledger, batch_size), count)
+    except BaseException:
+        drop_tables(db, targets)
+        raise

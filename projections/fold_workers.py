@@ -9,8 +9,9 @@ reads one snapshot, exported here and imported by each: together they read exact
 the events one stream would, each in log order, and the pass ends at the largest
 position any of them reached.
 
-The fresh tables are created first and committed, since each process fills them in a
-transaction of its own; if any process fails they are dropped again. A fold that
+The fresh tables are made by a thread while the parts start (``FreshTables``); every
+process COPYs into them chunk by chunk (``projections.copy_sink``), and if any part
+fails they are dropped again. A fold that
 cannot reproduce its history (``CannotFold``) or fails is raised here as it was raised
 there. Processes are forked: they start at once with everything imported and never
 touch the parent's connections (each opens its own). Where fork is missing, or there
@@ -36,7 +37,15 @@ from ledger.log import START, LogPosition
 from ledger.storage import Database
 from projections.copy_sink import CopySink
 from projections.fold import Fold
-from projections.fold_pass import Count, Targets, columns_of, fold_batches, fold_classes
+from projections.fold_pass import (
+    Count,
+    Targets,
+    columns_of,
+    drop_tables,
+    fold_classes,
+    fold_into,
+    make_tables,
+)
 from projections.log_stream import events_table, log_query, stream_rows
 from projections.registry import fold_of
 
@@ -82,17 +91,9 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int, ready:
         # A share is read by the cooperatives' key, then sorted into log order before the
         # first row comes: in memory (~50 ms for 50,000 rows) rather than on disk.
         conn.execute("SET LOCAL work_mem = '64MB'")
-        sink = CopySink(db, part.targets, columns_of(classes), create=False, ready=ready)
-        committed = False
-        try:
-            folds = [cls(sink.buffers, sink.ship) for cls in classes]
-            rows = stream_rows(conn, log_query(ledger, part.where), part.params, batch_size)
-            position, high = fold_batches(ledger, folds, rows, sink, count)
-            sink.close(commit=True)
-            committed = True
-        finally:
-            if not committed:
-                sink.close(commit=False)
+        sink = CopySink(db, part.targets, columns_of(classes), ready=ready)
+        rows = stream_rows(conn, log_query(ledger, part.where), part.params, batch_size)
+        position, high = fold_into(sink, ledger, classes, rows, count)
     return position, high, folded[0]
 
 
@@ -200,9 +201,7 @@ def build_shared(
     try:
         results = _fold_parts(ledger, db, targets, batch_size, workers)
     except BaseException:
-        with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
-            for projection, fresh in targets:
-                projection.drop(cur, fresh)
+        drop_tables(db, targets)
         raise
     # The shares together read every event; a part alone may read only some.
     count(sum(r[2] for r in results[:-1]) or results[-1][2])
@@ -225,10 +224,7 @@ class FreshTables(threading.Thread):
 
     def run(self) -> None:
         try:
-            with psycopg.connect(self.db.config.conninfo) as conn, conn.cursor() as cur:
-                for projection, fresh in self.targets:
-                    projection.drop(cur, fresh)
-                    projection.create_tables(cur, fresh)
+            make_tables(self.db, self.targets)
         except BaseException as error:
             self.error = error
         finally:

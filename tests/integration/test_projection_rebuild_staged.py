@@ -23,6 +23,7 @@ from ledger.loadgen import long_history
 from ledger.log import START
 from ledger.storage import Database
 from projections import rebuild as projections_rebuild
+from projections.copy_sink import CHUNK, CopySink
 from projections.fold import CannotFold
 from projections.framework import Context, Handler, Projection
 from projections.governance_fold import GovernanceFold
@@ -235,8 +236,9 @@ def test_a_failed_staged_build_leaves_no_staging_file_and_no_fresh_tables(
         assert not db.table_exists(cur, db.table("failing__staged"))
 
 
+@pytest.mark.parametrize("workers", [2, 1])
 def test_a_failed_folded_build_leaves_no_fresh_tables(
-    pg_world: World, monkeypatch: pytest.MonkeyPatch
+    pg_world: World, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     pg_world.found(size=3)
     pg_world.found(size=3)
@@ -248,11 +250,35 @@ def test_a_failed_folded_build_leaves_no_fresh_tables(
 
     monkeypatch.setitem(GovernanceFold.methods, "Founded", poison)
     with pytest.raises(RuntimeError, match="poison"):
-        build_fresh(pg_world.ledger, db, all_projections(), suffix="__folded")
+        build_fresh(pg_world.ledger, db, all_projections(), suffix="__folded", workers=workers)
     with db.read() as cur:
         for projection in all_projections():
             for table in projection.table_names(db, "__folded").values():
                 assert not db.table_exists(cur, table)
+
+
+def test_a_folded_build_holds_no_transaction_that_would_hold_the_live_log_back(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coop, leaver = history(pg_world)
+    ledger = pg_world.ledger
+    all_readable(ledger)
+    ship = CopySink.ship
+    calls: list[int] = []
+
+    def ship_then_leave(self: CopySink, chunk: int = CHUNK) -> None:
+        ship(self, 50)  # small chunks, so that many COPYs are done by the 20th batch
+        calls.append(1)
+        if len(calls) == 20:
+            # The queue holds 2 chunks, so at least 17 COPYs ended before this one was
+            # queued. A command elsewhere commits, and readers of the log see it, as they
+            # would without a rebuild running (all_readable fails after 30 s otherwise).
+            ledger.leave(coop, actor=leaver)
+            all_readable(ledger)
+
+    monkeypatch.setattr(CopySink, "ship", ship_then_leave)
+    build_fresh(ledger, ledger.db, all_projections(), suffix="__folded", batch_size=50, workers=1)
+    assert len(calls) > 20
 
 
 def test_fresh_tables_that_cannot_be_made_fail_the_folded_build_with_their_error(
