@@ -1,18 +1,22 @@
 """The events that make most of a history, folded without making the domain event.
 
-Hours and votes are ~95 % of a long history, and an invoice lists every hour it bills.
-Decoding an event into its class costs ~8 us (UUIDs made from hex, then turned back
-into text by every projection); here the stored JSON is read once and the values go to
-the folds as the text the projections write. Only the exact form the ledger's typed
-mapper writes takes this way: the current class version, exactly the event's own keys,
-ids as 32 lowercase hex digits, and for hours and votes timestamps as UTC ISO text with
-microseconds (``dt.isoformat()`` gives it back as it is). Anything else, older forms and
-upcasts included, is decoded as usual (``Hot.apply`` returns False), so both ways give
-the same rows; the rebuild tests compare them.
+Hours and votes are ~95 % of a long history; invoices, proposals and their decisions
+carry many ids. Decoding an event into its class costs ~8 us and more (UUIDs made from
+hex, then turned back into text by every projection); here the stored JSON is read once
+and the values go to the folds as the text the projections write: hours and votes
+straight into the work and governance folds, the others as stand-ins
+(``projections.light_events``) through every fold. Only the exact form the ledger's
+typed mapper writes takes this way: the current class version, exactly the event's own
+keys, ids as 32 lowercase hex digits, values of the declared types, and for hours and
+votes timestamps as UTC ISO text with microseconds (``dt.isoformat()`` gives it back as
+it is). Anything else, older forms and upcasts included, is decoded as usual
+(``Hot.apply`` returns False), so both ways give the same rows; the rebuild tests
+compare them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,11 +27,21 @@ from eventsourcing.utils import get_topic
 from ledger.application import Ledger
 from ledger.cooperative import Cooperative
 from ledger.mapper import TypedMapper
-from ledger.rules import ProposalKind, VoteChoice
+from ledger.rules import ProposalKind, Tally, VoteChoice
 from ledger.typed import uuid_from_hex
 from projections.fold import Fold
 from projections.governance import clip, hours_line, vote_line
 from projections.governance_fold import GovernanceFold
+from projections.light_events import (
+    Counts,
+    InvoiceIssued,
+    Light,
+    ProposalAdopted,
+    ProposalExpired,
+    ProposalRaised,
+    ProposalRejected,
+    WorkTaken,
+)
 from projections.work_fold import WorkFold
 
 _HEX = re.compile(r"[0-9a-f]{32}")
@@ -42,6 +56,14 @@ RAISED_KEYS = frozenset(
      "closes_at", "subject", "new_rules", "split"}
 )  # fmt: skip
 KINDS: dict[Any, ProposalKind] = {k.value: k for k in ProposalKind}
+DECIDED_KEYS = frozenset(
+    {"_", "timestamp", "actor", "reason", "proposal_id", "tally", "rule_applied"}
+)
+TALLY_KEYS = frozenset({"electorate", "votes_for", "votes_against", "abstentions"})
+TALLY_NAME = f"{Tally.__module__}:{Tally.__qualname__}"  # as the transcoder registers it
+TAKEN_KEYS = frozenset(
+    {"_", "timestamp", "actor", "reason", "work_id", "client_ref", "description"}
+)
 ISSUED_KEYS = frozenset(
     {"_", "timestamp", "actor", "reason", "number", "client_ref", "entry_ids",
      "hourly_rate_cents", "amount_cents"}
@@ -79,23 +101,11 @@ def utc_text(value: Any) -> str:
     raise NotHot
 
 
-class Light:
-    """An event as the folds read it, its ids as text; subclasses are named as the events
-    they stand for, since the folds go by the event's class name."""
-
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
-
-
-class InvoiceIssued(Light):
-    """An invoice lists every hour it bills (~100 in a long history): as UUIDs they cost
-    ~1.6 us each to make and to write back as text. The folds only ever write them."""
-
-
-class ProposalRaised(Light):
-    """A proposal names its electorate (20 ids); as UUIDs, its decoding and folding took
-    ~80 us. Only a plain proposal comes this way (no new rules, no split plan), and its
-    subject stays a UUID: the audit finds the people an event is about by their type."""
+DECIDED: dict[str, type[Light]] = {
+    get_topic(Cooperative.ProposalAdopted): ProposalAdopted,
+    get_topic(Cooperative.ProposalRejected): ProposalRejected,
+    get_topic(Cooperative.ProposalExpired): ProposalExpired,
+}
 
 
 class Hot:
@@ -118,6 +128,8 @@ class Hot:
                 get_topic(Cooperative.VoteCast): self.vote,
                 get_topic(Cooperative.InvoiceIssued): self.issued,
                 get_topic(Cooperative.ProposalRaised): self.raised,
+                get_topic(Cooperative.WorkTaken): self.taken,
+                **{topic: functools.partial(self.decided, cls=c) for topic, c in DECIDED.items()},
             }
 
     def id_text(self, value: Any) -> str:
@@ -140,7 +152,7 @@ class Hot:
         return found
 
     def apply(self, topic: str, coop: str, version: int, position: int, state: bytes) -> bool:
-        """Fold one stored event if it is an hour or a vote in the mapper's form."""
+        """Fold one stored event if it is of a kind taken here, in the mapper's form."""
         fold = self.topics.get(topic)
         if fold is None:
             return False
@@ -244,6 +256,58 @@ class Hot:
             subject=None if subject is None else uuid_from_hex(subject),
             new_rules=None,
             split=None,
+        )
+        for fold in self.folds:
+            fold.apply(event, position)
+        return True
+
+    def taken(self, data: dict[str, Any], coop: str, version: int, position: int) -> bool:
+        if data.keys() != TAKEN_KEYS or type(data["timestamp"]) is not str:
+            return False
+        reason, client_ref, description = data["reason"], data["client_ref"], data["description"]
+        if type(client_ref) is not str or type(description) is not str:
+            return False
+        if not (reason is None or type(reason) is str):
+            return False
+        event = WorkTaken(
+            originator_id=coop,
+            originator_version=version,
+            timestamp=datetime.fromisoformat(data["timestamp"]),  # as the mapper decodes it
+            actor=self.id_text(data["actor"]),
+            reason=reason,
+            work_id=self.id_text(data["work_id"]),
+            client_ref=client_ref,
+            description=description,
+        )
+        for fold in self.folds:
+            fold.apply(event, position)
+        return True
+
+    def decided(
+        self, data: dict[str, Any], coop: str, version: int, position: int, cls: type[Light]
+    ) -> bool:
+        if data.keys() != DECIDED_KEYS or type(data["timestamp"]) is not str:
+            return False
+        reason, rule, tally = data["reason"], data["rule_applied"], data["tally"]
+        if type(rule) is not str or not (reason is None or type(reason) is str):
+            return False
+        # The registered dataclass's form; Tally has no __init__ logic to run.
+        if type(tally) is not dict or tally.keys() != {"_", "n", "v"} or tally["_"] != "C":
+            return False
+        counts = tally["v"]
+        if tally["n"] != TALLY_NAME or type(counts) is not dict or counts.keys() != TALLY_KEYS:
+            return False
+        if any(type(n) is not int for n in counts.values()):
+            return False
+        event = cls(
+            originator_id=coop,
+            originator_version=version,
+            timestamp=datetime.fromisoformat(data["timestamp"]),  # as the mapper decodes it
+            actor=self.id_text(data["actor"]),
+            reason=reason,
+            proposal_id=self.id_text(data["proposal_id"]),
+            tally=Counts(**counts),
+            rule_applied=rule,
         )
         for fold in self.folds:
             fold.apply(event, position)
