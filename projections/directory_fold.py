@@ -29,8 +29,9 @@ class DirectoryFold(Fold):
         super().__init__(out, ship)
         self.coops: dict[str, list[Any]] = {}
 
-    def found(self, e: Any, position: int, root: str, conversion: Any, parent: Any,
-              decision: Any) -> None:  # fmt: skip
+    def found(
+        self, e: Any, position: int, root: str, conversion: Any, parent: Any, decision: Any
+    ) -> None:
         coop = str(e.originator_id)
         if coop in self.coops:
             raise CannotFold(f"cooperative {coop} founded twice")

@@ -88,9 +88,12 @@ def drop_tables(db: Database, targets: Targets) -> None:
 
 
 def fold_into(
-    sink: CopySink, ledger: Ledger, classes: list[type[Fold]], rows: Iterable[list[LogRow]],
+    sink: CopySink,
+    ledger: Ledger,
+    classes: list[type[Fold]],
+    rows: Iterable[list[LogRow]],
     count: Count,
-) -> tuple[LogPosition, int]:  # fmt: skip
+) -> tuple[LogPosition, int]:
     """Fold ``rows`` into ``sink``, and send everything: the last position, highest id."""
     completed = False
     try:

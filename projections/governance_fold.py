@@ -251,8 +251,14 @@ class GovernanceFold(Fold):
     @folds("VoteCast", "VoteChanged")
     def voted(self, e: Any, position: int) -> None:
         changed = 1 if event_name(e) == "VoteChanged" else 0
-        self.vote(str(e.originator_id), str(e.proposal_id), str(e.actor), str(e.choice),
-                  at_utc(e.timestamp), changed)  # fmt: skip
+        self.vote(
+            str(e.originator_id),
+            str(e.proposal_id),
+            str(e.actor),
+            str(e.choice),
+            at_utc(e.timestamp),
+            changed,
+        )
 
     @folds(*OUTCOMES)
     def decided(self, e: Any, position: int) -> None:

@@ -120,8 +120,11 @@ class Hot:
         self.topics: dict[str, Any] = {}
         # Only the ledger's own mapper writes this form (no cipher, no compression), and
         # only folds that are all known take shortcuts past the others.
-        known = all(isinstance(f, WorkFold | GovernanceFold) or not f.methods.keys()
-                    & {"HoursLogged", "VoteCast"} for f in folds)  # fmt: skip
+        known = all(
+            isinstance(f, WorkFold | GovernanceFold)
+            or not f.methods.keys() & {"HoursLogged", "VoteCast"}
+            for f in folds
+        )
         if type(ledger.mapper) is TypedMapper and known:
             self.topics = {
                 get_topic(Cooperative.HoursLogged): self.hours,

@@ -62,8 +62,9 @@ class WorkFold(Fold):
 
     # ---- the handlers' statements -------------------------------------------------
 
-    def entry(self, coop: str, entry_id: str, work_id: str, member_id: str, minutes: int,
-              day: date) -> None:  # fmt: skip
+    def entry(
+        self, coop: str, entry_id: str, work_id: str, member_id: str, minutes: int, day: date
+    ) -> None:
         held = self.hours.setdefault(coop, {})
         if entry_id in held:
             raise CannotFold(f"hours entry {entry_id} in {coop} logged twice")
@@ -127,8 +128,14 @@ class WorkFold(Fold):
         for carried in getattr(e, "carried_work", ()):
             self.hold(coop, carried.work)
             for entry in carried.entries:
-                self.entry(coop, str(entry.id), str(entry.work_id), str(entry.member_id),
-                           entry.minutes, entry.worked_on)  # fmt: skip
+                self.entry(
+                    coop,
+                    str(entry.id),
+                    str(entry.work_id),
+                    str(entry.member_id),
+                    entry.minutes,
+                    entry.worked_on,
+                )
 
     @folds("MemberAdmitted")
     def admitted(self, e: Any, position: int) -> None:
@@ -163,8 +170,14 @@ class WorkFold(Fold):
 
     @folds("HoursLogged")
     def hours_logged(self, e: Any, position: int) -> None:
-        self.entry(str(e.originator_id), str(e.entry_id), str(e.work_id), str(e.actor),
-                   e.minutes, e.worked_on)  # fmt: skip
+        self.entry(
+            str(e.originator_id),
+            str(e.entry_id),
+            str(e.work_id),
+            str(e.actor),
+            e.minutes,
+            e.worked_on,
+        )
 
     @folds("WorkHandedOver")
     def handed_over(self, e: Any, position: int) -> None:
