@@ -177,6 +177,8 @@ class Run:
             "events": results[at]["events"],
             "rss_growth": (rss[at] - rss[sizes[0]]) / rss[sizes[0]],
             "rss_mb": rss[at],
+            "rss_of": "the largest process of the rebuild: itself or one of its workers",
+            "workers_rss_mb": results[at]["workers_rss_kb"] / 1024,
             "rss_from_to": f"{sizes[0]:,} -> {at:,} events",
             "rates": {size: r["rate"] for size, r in results.items()},
             "batch": read_figures.BATCH,

@@ -36,6 +36,8 @@ _set = object.__setattr__
 # Ids repeat (a member's id in every hour they log): one UUID object per hex string.
 _UUIDS: dict[str, UUID] = {}
 _UUIDS_MAX = 4_096  # bounded: new ids (one an event) must not grow memory
+# Read once: an enum member read off its class goes through a descriptor (~0.3 us in 3.11).
+_UNKNOWN = SafeUUID.unknown
 
 
 def uuid_from_hex(value: str) -> UUID:
@@ -47,7 +49,7 @@ def uuid_from_hex(value: str) -> UUID:
         return UUID(hex=value)  # raises ValueError naming the bad value
     made = _new(UUID)
     _set(made, "int", int(value, 16))
-    _set(made, "is_safe", SafeUUID.unknown)
+    _set(made, "is_safe", _UNKNOWN)
     if len(_UUIDS) >= _UUIDS_MAX:
         _UUIDS.clear()
     _UUIDS[value] = made

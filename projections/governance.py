@@ -126,8 +126,13 @@ def money(cents: int) -> str:
 
 
 def duration(minutes: int) -> str:
+    # "2 h 5 min", "2 h", "5 min": written out, since every hour logged is summarised.
     hours, rest = divmod(minutes, 60)
-    return " ".join(p for p in (f"{hours} h" if hours else "", f"{rest} min" if rest else "") if p)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    if hours:
+        return f"{hours} h"
+    return f"{rest} min" if rest else ""
 
 
 def short(text: str, limit: int = 80) -> str:
@@ -244,9 +249,14 @@ def _raised(e: Any) -> str:
 
 @summarises("VoteCast")
 def _vote_cast(e: Any) -> str:
-    if e.choice == VoteChoice.ABSTAIN:
-        return f"Abstained on proposal {e.proposal_id}"
-    return f"Voted {e.choice} proposal {e.proposal_id}"
+    return vote_line(e.choice, e.proposal_id)
+
+
+def vote_line(choice: Any, proposal_id: Any) -> str:
+    """A vote's summary from its values: a rebuild writes it without making the event."""
+    if choice == VoteChoice.ABSTAIN:
+        return f"Abstained on proposal {proposal_id}"
+    return f"Voted {choice} proposal {proposal_id}"
 
 
 @summarises("VoteChanged")
@@ -286,7 +296,12 @@ def _work_taken(e: Any) -> str:
 
 @summarises("HoursLogged")
 def _hours(e: Any) -> str:
-    return f"Logged {duration(e.minutes)} on work {e.work_id} for {e.worked_on.isoformat()}"
+    return hours_line(e.minutes, e.work_id, e.worked_on.isoformat())
+
+
+def hours_line(minutes: int, work_id: Any, worked_on: str) -> str:
+    """An hour's summary from its values: a rebuild writes it without making the event."""
+    return f"Logged {duration(minutes)} on work {work_id} for {worked_on}"
 
 
 @summarises("WorkHandedOver")
@@ -351,7 +366,10 @@ def generic_summary(e: Any) -> str:
 
 
 def summary(e: Any) -> str:
-    line = SUMMARIES.get(event_name(e), generic_summary)(e)
+    return clip(SUMMARIES.get(event_name(e), generic_summary)(e))
+
+
+def clip(line: str) -> str:
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 

@@ -1,11 +1,17 @@
 """Rebuild projections from the first event into fresh tables, then switch at once.
 
 The live tables keep answering while the fresh ones fill. Several projections are
-rebuilt in one pass: each batch of events is read and decoded once and applied to
-all of them. On PostgreSQL the pass writes to a staging SQLite file and the fresh
-tables are then loaded with COPY (``projections.staging``): a statement there costs
-a few microseconds instead of ~25. On SQLite the pass writes to the fresh tables
-directly, which measured as fast as staging there.
+rebuilt in one pass: each event is read and decoded once and applied to all of them.
+
+On PostgreSQL the pass folds the events in memory (``projections.fold``: each
+projection's handlers as a fold that keeps only the open business and hands out every
+row nothing can change any more) and streams the rows into the fresh tables with COPY
+from a thread (``projections.copy_sink``), reading the log as one COPY stream
+(``projections.log_stream``). Hours and votes skip the domain event
+(``projections.hot_events``). A history the folds cannot reproduce exactly (an event
+that the aggregate would not have recorded, ``CannotFold``), and projections without a
+fold, take the previous way: the handlers' SQL into a staging SQLite file, then COPY
+(``projections.staging``). On SQLite the pass writes to the fresh tables directly.
 
 The switch is one transaction: it locks the projections' tracking rows (the live
 runner waits on them), applies the events that arrived meanwhile straight to the
@@ -16,6 +22,7 @@ ones, never a mix.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +31,15 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.log import START, LogPosition
 from ledger.storage import Cursor, Database
+from projections.fold import CannotFold
+from projections.fold_pass import build_folded
+from projections.fold_workers import WORKERS, build_shared, can_share
 from projections.framework import REBUILD_SUFFIX, Context, Projection, event_name
+from projections.registry import fold_of
 from projections.runner import RUNNING, lock_tracking, set_tracking
 from projections.staging import Targets, load, staged_names, staging
+
+log = logging.getLogger("coop_ledger.projections")
 
 
 @dataclass(frozen=True)
@@ -113,22 +126,41 @@ def build_fresh(
     batch_size: int = 2000,
     progress: Callable[[Progress], Any] | None = None,
     staged: bool | None = None,
+    folded: bool | None = None,
+    workers: int = WORKERS,
 ) -> Reached:
     """Fill fresh sets of the projections' tables in one pass from the first event.
 
-    ``staged`` (the default on PostgreSQL) folds the events into a staging SQLite file
-    and COPYs its tables (``projections.staging``); otherwise the handlers write to the
-    store itself, a transaction per batch and projection.
+    On PostgreSQL the default folds the events in memory and COPYs the rows as they
+    come (``folded``), in ``workers`` processes (``projections.fold_workers``). When a
+    projection has no fold, or the history cannot be folded exactly, ``staged`` folds
+    them into a staging SQLite file with the handlers' SQL and COPYs its tables
+    (``projections.staging``). Otherwise (``staged=False``, and on SQLite) the handlers
+    write to the store itself, a transaction per batch and projection.
     """
     chosen = [projections] if isinstance(projections, Projection) else list(projections)
     targets = [(p, p.table_names(db, suffix)) for p in chosen]
     meter = _Meter(
         tuple(p.name for p in chosen), ledger.recorder.max_notification_id() or 0, progress
     )
+    if (staged or folded) and db.kind != "postgresql":
+        raise ValueError("a staged or folded rebuild loads its tables with PostgreSQL's COPY")
     if staged is None:
         staged = db.kind == "postgresql"
-    elif staged and db.kind != "postgresql":
-        raise ValueError("a staged rebuild loads its tables with PostgreSQL's COPY")
+    if folded is None:
+        folded = staged and all(fold_of(p) is not None for p in chosen)
+    if folded:
+        try:
+            if workers > 1 and can_share():
+                position, high = build_shared(ledger, db, targets, batch_size, meter.add, workers)
+            else:
+                position, high = build_folded(ledger, db, targets, batch_size, meter.add)
+            meter.add(0)  # the rate so far did not count the last COPY
+            return Reached(position, high)
+        except CannotFold as reason:
+            log.warning("rebuild of %s: %s; applying the handlers instead", meter.names, reason)
+            meter = _Meter(meter.names, meter.total, progress)
+            staged = True
     if not staged:
         return _build_direct(ledger, db, targets, batch_size, meter)
     with staging(chosen) as conn:

@@ -1,8 +1,10 @@
-"""A rebuild on PostgreSQL folds the events in a staging SQLite file, then COPYs the tables.
+"""A rebuild on PostgreSQL folds the events in memory and COPYs the rows (the default: in
+worker processes that share the cooperatives out, or in one), or applies the handlers'
+SQL to a staging SQLite file and COPYs its tables.
 
-The staged path must hold exactly what applying each event's SQL to PostgreSQL holds,
-table for table and row for row, with the same columns and keys, over a history with a
-split, an erasure and every kind of event a long history brings.
+Both must hold exactly what applying each event's SQL to PostgreSQL holds, table for
+table and row for row, with the same columns and keys, over a history with a split, an
+erasure and every kind of event a long history brings.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from ledger.loadgen import long_history
 from ledger.log import START
 from ledger.storage import Database
 from projections import rebuild as projections_rebuild
+from projections.copy_sink import CHUNK, CopySink
+from projections.fold import CannotFold
 from projections.framework import Context, Handler, Projection
+from projections.governance_fold import GovernanceFold
 from projections.rebuild import build_fresh, rebuild
 from projections.registry import all_projections
+from projections.roster import Roster
 from projections.runner import ProjectionRunner
 from projections.staging import load
+from projections.work_fold import WorkFold
 from tests.integration.projection_support import rows
 from tests.integration.support import Clock, World
 
@@ -97,41 +104,50 @@ def shape(db: Database, table: str) -> tuple[list[Any], list[Any]]:
         return columns, cur.fetchall()
 
 
-def test_a_staged_build_holds_the_same_rows_columns_and_keys_as_applying_each_event(
+def test_folded_and_staged_builds_hold_the_same_rows_columns_and_keys_as_applying_each_event(
     pg_world: World,
 ) -> None:
     history(pg_world)
     ledger, db, projections = pg_world.ledger, pg_world.ledger.db, all_projections()
     assert (ledger.recorder.max_notification_id() or 0) > 1_500
-    all_readable(ledger)  # both builds then read the same events
+    all_readable(ledger)  # the builds then read the same events
     direct = build_fresh(ledger, db, projections, suffix="__direct", staged=False)
-    staged = build_fresh(ledger, db, projections, suffix="__staged")  # the default here
+    staged = build_fresh(ledger, db, projections, suffix="__staged", folded=False)
+    folded = build_fresh(ledger, db, projections, suffix="__folded")  # the default here
+    alone = build_fresh(ledger, db, projections, suffix="__alone", workers=1)
     assert staged == direct
-    expected, found = tables(db, projections, "__direct"), tables(db, projections, "__staged")
-    empty = []
-    for name, table in found.items():
-        assert rows(db, table) == rows(db, expected[name]), f"{name} differs"
-        assert shape(db, table) == shape(db, expected[name]), f"{name} is made differently"
-        if not rows(db, table):
-            empty.append(name)
-    # Nobody acted without a mandate: the only table a lawful history leaves empty.
-    assert empty == ["governance.governance_unauthorised"]
+    assert folded == direct
+    assert alone == direct
+    expected = tables(db, projections, "__direct")
+    for suffix in ("__staged", "__folded", "__alone"):
+        empty = []
+        for name, table in tables(db, projections, suffix).items():
+            assert rows(db, table) == rows(db, expected[name]), f"{name}{suffix} differs"
+            made = shape(db, table) == shape(db, expected[name])
+            assert made, f"{name}{suffix} is made differently"
+            if not rows(db, table):
+                empty.append(name)
+        # Nobody acted without a mandate: the only table a lawful history leaves empty.
+        assert empty == ["governance.governance_unauthorised"]
 
 
-def test_a_live_rebuild_switches_to_staged_tables_and_the_runner_carries_on_from_there(
-    pg_world: World, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("folded", [True, False], ids=["folded", "staged"])
+def test_a_live_rebuild_switches_to_fresh_tables_and_the_runner_carries_on_from_there(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch, folded: bool
 ) -> None:
     coop, leaver = history(pg_world)
     ledger, db, projections = pg_world.ledger, pg_world.ledger.db, all_projections()
     runner = ProjectionRunner(ledger, projections)
     runner.catch_up()
+    build = projections_rebuild.build_fresh
 
-    def load_then_leave(*args: Any) -> None:
-        load(*args)
+    def build_then_leave(*args: Any, **kwargs: Any) -> Any:
+        reached = build(*args, **kwargs, folded=folded)
         # After the COPY: the switch's own pass, under the tracking locks, applies it.
         ledger.leave(coop, actor=leaver)
+        return reached
 
-    monkeypatch.setattr(projections_rebuild, "load", load_then_leave)
+    monkeypatch.setattr(projections_rebuild, "build_fresh", build_then_leave)
     seen: list[str] = []
     reached = rebuild(ledger, db, projections, progress=lambda p: seen.append(str(p)))
     assert seen
@@ -139,10 +155,36 @@ def test_a_live_rebuild_switches_to_staged_tables_and_the_runner_carries_on_from
     assert {s.position for s in runner.status()} == {reached.high}, "moved with the switch"
     ledger.take_work(coop, client_ref="after the switch", actor=pg_world.people[1])
     caught_up(runner, ledger)
-    build_fresh(ledger, db, projections, suffix="__direct", staged=False)
+    build(ledger, db, projections, suffix="__direct", staged=False)
     expected, live = tables(db, projections, "__direct"), tables(db, projections, "")
     for name, table in live.items():
         assert rows(db, table) == rows(db, expected[name]), f"{name} differs after the switch"
+
+
+def test_a_history_the_folds_cannot_reproduce_is_rebuilt_by_the_handlers(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history(pg_world)
+    ledger, db, projections = pg_world.ledger, pg_world.ledger.db, all_projections()
+    all_readable(ledger)
+
+    def cannot(self: WorkFold, e: Any, position: int) -> None:
+        raise CannotFold("as if a paid invoice were paid again")
+
+    monkeypatch.setitem(WorkFold.methods, "InvoicePaid", cannot)
+    staged: list[Any] = []
+
+    def counted_load(*args: Any) -> None:
+        staged.append(args)
+        load(*args)
+
+    monkeypatch.setattr(projections_rebuild, "load", counted_load)
+    build_fresh(ledger, db, projections, suffix="__direct", staged=False)
+    build_fresh(ledger, db, projections, suffix="__fallback")
+    assert staged, "the staged build ran"
+    expected = tables(db, projections, "__direct")
+    for name, table in tables(db, projections, "__fallback").items():
+        assert rows(db, table) == rows(db, expected[name]), f"{name} differs"
 
 
 def all_readable(ledger: Ledger) -> None:
@@ -194,6 +236,65 @@ def test_a_failed_staged_build_leaves_no_staging_file_and_no_fresh_tables(
         assert not db.table_exists(cur, db.table("failing__staged"))
 
 
+@pytest.mark.parametrize("workers", [2, 1])
+def test_a_failed_folded_build_leaves_no_fresh_tables(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    pg_world.found(size=3)
+    pg_world.found(size=3)
+    all_readable(pg_world.ledger)
+    db = pg_world.ledger.db
+
+    def poison(self: GovernanceFold, e: Any, position: int) -> None:
+        raise RuntimeError("poison")  # in whichever process folds the cooperative
+
+    monkeypatch.setitem(GovernanceFold.methods, "Founded", poison)
+    with pytest.raises(RuntimeError, match="poison"):
+        build_fresh(pg_world.ledger, db, all_projections(), suffix="__folded", workers=workers)
+    with db.read() as cur:
+        for projection in all_projections():
+            for table in projection.table_names(db, "__folded").values():
+                assert not db.table_exists(cur, table)
+
+
+def test_a_folded_build_holds_no_transaction_that_would_hold_the_live_log_back(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coop, leaver = history(pg_world)
+    ledger = pg_world.ledger
+    all_readable(ledger)
+    ship = CopySink.ship
+    calls: list[int] = []
+
+    def ship_then_leave(self: CopySink, chunk: int = CHUNK) -> None:
+        ship(self, 50)  # small chunks, so that many COPYs are done by the 20th batch
+        calls.append(1)
+        if len(calls) == 20:
+            # The queue holds 2 chunks, so at least 17 COPYs ended before this one was
+            # queued. A command elsewhere commits, and readers of the log see it, as they
+            # would without a rebuild running (all_readable fails after 30 s otherwise).
+            ledger.leave(coop, actor=leaver)
+            all_readable(ledger)
+
+    monkeypatch.setattr(CopySink, "ship", ship_then_leave)
+    build_fresh(ledger, ledger.db, all_projections(), suffix="__folded", batch_size=50, workers=1)
+    assert len(calls) > 20
+
+
+def test_fresh_tables_that_cannot_be_made_fail_the_folded_build_with_their_error(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_world.found(size=3)
+    all_readable(pg_world.ledger)
+
+    def refused(self: Projection, cur: Any, tables: Any) -> None:
+        raise PermissionError("no CREATE here")
+
+    monkeypatch.setattr(Roster, "create_tables", refused)
+    with pytest.raises(PermissionError, match="no CREATE"):
+        build_fresh(pg_world.ledger, pg_world.ledger.db, all_projections(), suffix="__folded")
+
+
 def test_on_sqlite_a_rebuild_stays_direct_and_a_staged_one_is_refused(sqlite_url: str) -> None:
     with Ledger(StoreConfig.from_url(sqlite_url), clock=Clock()) as ledger:
         world = World.create(ledger, Clock())
@@ -201,3 +302,5 @@ def test_on_sqlite_a_rebuild_stays_direct_and_a_staged_one_is_refused(sqlite_url
         build_fresh(ledger, ledger.db, all_projections(), suffix="__direct")
         with pytest.raises(ValueError, match="COPY"):
             build_fresh(ledger, ledger.db, all_projections(), suffix="__x", staged=True)
+        with pytest.raises(ValueError, match="COPY"):
+            build_fresh(ledger, ledger.db, all_projections(), suffix="__x", folded=True)

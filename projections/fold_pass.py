@@ -1,0 +1,121 @@
+"""One pass of stored events through the folds, their rows streamed with COPY.
+
+``fold_batches`` is the loop every folding process runs: hours, votes and invoices go
+by ``projections.hot_events``, every other event is decoded once and offered to each
+fold. ``build_folded`` is the whole build in this process (``projections.fold_workers``
+shares it out between processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Notification
+
+from ledger.application import Ledger
+from ledger.log import START, LogPosition
+from ledger.storage import Database
+from projections.copy_sink import CopySink
+from projections.fold import Fold
+from projections.framework import Projection
+from projections.hot_events import Hot
+from projections.log_stream import LogRow, stream_log
+from projections.registry import fold_of
+
+Targets = Sequence[tuple[Projection, Mapping[str, str]]]
+Count = Callable[[int], None]
+
+
+def fold_classes(targets: Targets) -> list[type[Fold]]:
+    found = [fold_of(p) for p, _ in targets]
+    if any(cls is None for cls in found):
+        raise ValueError("every projection of a folded build needs a fold")
+    return [cls for cls in found if cls is not None]
+
+
+def columns_of(classes: Iterable[type[Fold]]) -> dict[str, tuple[str, ...]]:
+    return {table: c for cls in classes for table, c in cls.columns.items()}
+
+
+def fold_batches(
+    ledger: Ledger, folds: list[Fold], batches: Iterable[list[LogRow]], sink: CopySink, count: Count
+) -> tuple[LogPosition, int]:
+    """Fold every row of ``batches`` and finish the folds; the last position and highest id."""
+    hot = Hot(ledger, folds).apply
+    to_domain_event = ledger.mapper.to_domain_event
+    position, high = START, 0
+    coops: dict[str, str] = {}  # one string per cooperative id: the folds hold many
+    for batch in batches:
+        for _xid, notification_id, text, version, topic, state in batch:
+            coop = coops.setdefault(text, text)
+            if not hot(topic, coop, version, notification_id, state):
+                event = to_domain_event(
+                    Notification(
+                        id=notification_id,
+                        originator_id=UUID(coop),
+                        originator_version=version,
+                        topic=topic,
+                        state=state,
+                    )
+                )
+                for fold in folds:
+                    fold.apply(event, notification_id)
+            if notification_id > high:
+                high = notification_id
+        position = (batch[-1][0], batch[-1][1])
+        sink.ship()
+        count(len(batch))
+    for fold in folds:
+        fold.finish()
+    return position, high
+
+
+def make_tables(db: Database, targets: Targets) -> None:
+    """Drop and create the fresh tables of ``targets``, and commit."""
+    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+            projection.create_tables(cur, fresh)
+
+
+def drop_tables(db: Database, targets: Targets) -> None:
+    """Drop the fresh tables of a build that failed: nothing half-filled stays behind."""
+    with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
+        for projection, fresh in targets:
+            projection.drop(cur, fresh)
+
+
+def fold_into(
+    sink: CopySink,
+    ledger: Ledger,
+    classes: list[type[Fold]],
+    rows: Iterable[list[LogRow]],
+    count: Count,
+) -> tuple[LogPosition, int]:
+    """Fold ``rows`` into ``sink``, and send everything: the last position, highest id."""
+    completed = False
+    try:
+        folds = [cls(sink.buffers, sink.ship) for cls in classes]
+        reached = fold_batches(ledger, folds, rows, sink, count)
+        sink.close(complete=True)
+        completed = True
+    finally:
+        if not completed:
+            sink.close(complete=False)
+    return reached
+
+
+def build_folded(
+    ledger: Ledger, db: Database, targets: Targets, batch_size: int, count: Count
+) -> tuple[LogPosition, int]:
+    """The fresh tables of ``targets`` folded in this process."""
+    classes = fold_classes(targets)
+    make_tables(db, targets)
+    try:
+        sink = CopySink(db, targets, columns_of(classes))
+        return fold_into(sink, ledger, classes, stream_log(ledger, batch_size), count)
+    except BaseException:
+        drop_tables(db, targets)
+        raise
