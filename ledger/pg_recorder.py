@@ -450,6 +450,20 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    def stream_statement(self, where: str = "") -> str:
+        """Every event the log can pass now, in ``read_log``'s order and bound, for one
+        cursor over all of them (a rebuild); ``where`` narrows them further."""
+        # Named apart from the table's columns: ORDER BY transaction_id would otherwise sort
+        # by the output column of that name, the cast, which no index holds in order.
+        return (
+            "SELECT transaction_id::text::bigint AS xid, notification_id::bigint AS position,"
+            " originator_id::text AS coop, originator_version::bigint AS version,"
+            " topic::text AS topic_text, state::bytea AS state_bytes"
+            f" FROM {self.datastore.schema}.{self.events_table_name}"
+            f" WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()){where}"
+            " ORDER BY transaction_id, notification_id"
+        )
+
     def covers(self, after: LogPosition, notification_id: int) -> bool:
         """Whether every stored event up to ``notification_id`` lies at or before ``after``."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

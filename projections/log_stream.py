@@ -13,11 +13,12 @@ id arrives as text, the form the projections write.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
 from ledger.application import Ledger
+from ledger.pg_recorder import LockFreePostgresRecorder
 
 # transaction id, notification id, cooperative id (text), version, topic, state
 LogRow = tuple[int, int, str, int, str, bytes]
@@ -30,16 +31,7 @@ def events_table(ledger: Ledger) -> str:
 
 def log_query(ledger: Ledger, where: str = "") -> str:
     """The log's rows in ``read_log``'s order and bound, ``where`` narrowing them further."""
-    # Named apart from the table's columns: ORDER BY transaction_id would otherwise sort
-    # by the output column of that name, the cast, which no index holds in order.
-    return (
-        "SELECT transaction_id::text::bigint AS xid, notification_id::bigint AS position,"
-        " originator_id::text AS coop, originator_version::bigint AS version,"
-        " topic::text AS topic_text, state::bytea AS state_bytes"
-        f" FROM {events_table(ledger)}"
-        f" WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()){where}"
-        " ORDER BY transaction_id, notification_id"
-    )
+    return cast(LockFreePostgresRecorder, ledger.recorder).stream_statement(where)
 
 
 def stream_rows(
