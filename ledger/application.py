@@ -35,6 +35,7 @@ from eventsourcing.persistence import (
     Recording,
     Transcoder,
 )
+from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.chain import chain_links
 from ledger.cooperative import STATE_TYPES, Cooperative
@@ -52,6 +53,8 @@ from ledger.mapper import TypedMapper
 from ledger.people import PeopleRegistry, Person
 from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
+from ledger.sqlite_recorder import ChainedSQLiteRecorder
+from ledger.sqlite_recorder import snapshot_recorder as sqlite_snapshot_recorder
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
 from ledger.storage import Database, Queue, StoreConfig
 from ledger.transcoder import OrjsonTranscoder
@@ -226,7 +229,9 @@ class Ledger(Application[UUID]):
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         if self.config.kind != "postgresql":
-            return super().construct_snapshot_store()
+            # SQLite: written through the events' connection and lock (ledger.sqlite_writer).
+            snapshots = sqlite_snapshot_recorder(cast(SQLiteFactory, self.factory))
+            return self.factory.event_store(mapper=self.mapper, recorder=snapshots)
         datastore = cast(LockFreePostgresRecorder, self.recorder).datastore
         recorder = PostgresSnapshotRecorder(
             datastore, events_table_name=f"{self.name.lower()}_snapshots"
@@ -362,6 +367,8 @@ class Ledger(Application[UUID]):
 
     def close(self) -> None:
         self.db.close()
+        if isinstance(self.recorder, ChainedSQLiteRecorder):
+            self.recorder.close()  # its own write connection, which the library does not know
         super().close()
 
     # ---- reading --------------------------------------------------------------------
