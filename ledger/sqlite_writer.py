@@ -26,6 +26,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -79,10 +80,18 @@ class SQLiteWriter:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._pid = 0
         # Connections inherited through fork(): never used or closed in the child (closing
         # one there could checkpoint or delete the parent's log), only kept from the GC.
         self._inherited: list[sqlite3.Connection] = []
+        _live.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's connection is the parent's, and a thread of the parent may have
+        # held the lock at the fork: the child starts with a fresh lock and no connection.
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            self._inherited.append(self._conn)
+            self._conn = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -107,13 +116,12 @@ class SQLiteWriter:
         return conn
 
     def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        if self._conn is None or self._pid != pid:
-            if self._conn is not None:
-                self._inherited.append(self._conn)
-            self._conn = None
+        if self._conn is None:
             self._conn = self._connect()
-            self._pid = pid
+        elif self._conn.in_transaction:
+            # Only if a save was interrupted where nothing could clean up (a signal inside
+            # COMMIT, say): what it left open is not committed by the next save.
+            self._conn.execute("ROLLBACK")
         return self._conn
 
     def write(self, work: Callable[[sqlite3.Cursor], T]) -> T:
@@ -157,5 +165,17 @@ class SQLiteWriter:
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None and self._pid == os.getpid():
+            if conn is not None:
                 conn.close()
+
+
+# Every writer of this process, so a forked child can drop what it inherited.
+_live: weakref.WeakSet[SQLiteWriter] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for writer in list(_live):
+        writer._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

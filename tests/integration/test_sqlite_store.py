@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,19 +171,41 @@ def test_a_forked_child_saves_on_a_connection_of_its_own(tmp_path: Path) -> None
         setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     writer = SQLiteWriter(path, timeout=5)
     writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (1)"))
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through its exit status
-        try:
-            writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)"))
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
+    # Forked while the lock is held, as when another thread of the parent is saving.
+    with writer._lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            signal.alarm(10)  # a child stuck on the parent's lock dies instead of hanging
+            try:
+                writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)"))
+            except BaseException:
+                os._exit(1)
+            os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (3)"))
     writer.close()
     with sqlite3.connect(path) as check:
         assert [n for (n,) in check.execute("SELECT n FROM t ORDER BY n")] == [1, 2, 3]
+
+
+def test_a_transaction_left_open_is_rolled_back_not_committed_by_the_next_save(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "w.sqlite3")
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    writer = SQLiteWriter(path, timeout=5)
+    writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (1)"))
+    conn = writer._conn
+    assert conn is not None
+    # What a save interrupted inside COMMIT (by a signal, say) could leave behind.
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (99)")
+    writer.write(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)"))
+    writer.close()
+    with sqlite3.connect(path) as check:
+        assert [n for (n,) in check.execute("SELECT n FROM t ORDER BY n")] == [1, 2]
 
 
 def test_an_in_memory_store_saves_through_the_librarys_path_with_the_same_guarantees() -> None:
