@@ -366,9 +366,9 @@ class Ledger(Application[UUID]):
                 self.snapshots.put([Cooperative.Snapshot.take(aggregate)])
 
     def close(self) -> None:
-        self.db.close()
         if isinstance(self.recorder, ChainedSQLiteRecorder):
             self.recorder.close()  # its own write connection, which the library does not know
+        self.db.close()
         super().close()
 
     # ---- reading --------------------------------------------------------------------
