@@ -2,9 +2,9 @@
 
 The library saves through a connection pool (a semaphore, a writer lock and a condition
 per save), a transaction context manager and a cursor wrapper, on connections that cache
-one prepared statement (``cached_statements=True`` is a cache of size 1, so BEGIN, the
-event insert, the link insert and COMMIT re-prepare one another out of it). Saving is
-all an application recorder writes, so it gets a connection of its own:
+one prepared statement (``cached_statements=True`` is a cache of size 1, so BEGIN and the
+two inserts push one another out and are prepared again on every save). Saving is all
+an application recorder writes, so it gets a connection of its own:
 
 - ``BEGIN IMMEDIATE`` takes SQLite's write lock before anything is read or written, so
   two writers never deadlock upgrading a read lock; another process (or another
@@ -18,6 +18,7 @@ all an application recorder writes, so it gets a connection of its own:
 - Any error rolls the whole transaction back: nothing of a save that raised is stored.
   A COMMIT that fails on an I/O error may still have reached the disk: that raises
   ``SaveOutcomeUnknown``, so a caller holding an idempotency key keeps it claimed.
+- A forked child never touches the parent's connection or lock: it opens its own.
 """
 
 from __future__ import annotations
