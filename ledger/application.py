@@ -35,6 +35,7 @@ from eventsourcing.persistence import (
     Recording,
     Transcoder,
 )
+from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.chain import chain_links
 from ledger.cooperative import STATE_TYPES, Cooperative
@@ -55,6 +56,8 @@ from ledger.pg_queue import Turn
 from ledger.pg_recorder import LockFreePostgresRecorder, PostgresSnapshotRecorder
 from ledger.records import Records
 from ledger.rules import MAX_MEMBERS, DecisionRules, ProposalKind, VoteChoice, parse_kind
+from ledger.sqlite_recorder import ChainedSQLiteRecorder
+from ledger.sqlite_recorder import snapshot_recorder as sqlite_snapshot_recorder
 from ledger.state import ENUM_TYPES, VALUE_TYPES, FoundingMember, SplitPlan
 from ledger.storage import Database, StoreConfig
 from ledger.transcoder import OrjsonTranscoder
@@ -238,7 +241,9 @@ class Ledger(Application[UUID]):
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         if self.config.kind != "postgresql":
-            return super().construct_snapshot_store()
+            # SQLite: written through the events' connection and lock (ledger.sqlite_writer).
+            snapshots = sqlite_snapshot_recorder(cast(SQLiteFactory, self.factory))
+            return self.factory.event_store(mapper=self.mapper, recorder=snapshots)
         datastore = cast(LockFreePostgresRecorder, self.recorder).datastore
         recorder = PostgresSnapshotRecorder(
             datastore, events_table_name=f"{self.name.lower()}_snapshots"
@@ -378,6 +383,8 @@ class Ledger(Application[UUID]):
                 self.snapshots.put([Cooperative.Snapshot.take(aggregate)])
 
     def close(self) -> None:
+        if isinstance(self.recorder, ChainedSQLiteRecorder):
+            self.recorder.close()  # its own write connection, which the library does not know
         self.db.close()
         if isinstance(self.recorder, LockFreePostgresRecorder):
             self.recorder.close()
