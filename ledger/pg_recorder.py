@@ -321,9 +321,12 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
                     sent.append(1)
                     return self.save_in_turn(turn, stored_events, links)
                 # An autocommit connection: the one statement is the whole transaction.
-                with self.lines.lend() as line:
+                line = self.lines.take()
+                try:
                     sent.append(1)
                     return self.save(line, stored_events, links, kwargs.get("guard"))
+                finally:
+                    self.lines.give(line)
             except IntegrityError:
                 landed = self._landed(stored_events) if len(sent) > 1 else None
                 if landed is None:

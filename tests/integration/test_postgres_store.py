@@ -84,7 +84,7 @@ def test_a_save_sent_before_the_store_went_away_is_reported_as_of_unknown_outcom
 ) -> None:
     coop_id = world.found(size=3)
     recorder = recorder_of(world)
-    original_save, original_lend = recorder.save, recorder.lines.lend
+    original_save, original_take = recorder.save, recorder.lines.take
 
     def store_gone(*_: Any, **__: Any) -> Any:
         message = "no save connection: connection refused"
@@ -94,7 +94,7 @@ def test_a_save_sent_before_the_store_went_away_is_reported_as_of_unknown_outcom
         line: Any, stored_events: Any, links: Any, guard: int | None = None
     ) -> list[int]:
         original_save(line, stored_events, links, guard)
-        recorder.lines.lend = store_gone  # type: ignore[method-assign]
+        recorder.lines.take = store_gone  # type: ignore[method-assign]
         raise OperationalError("server closed the connection unexpectedly")
 
     recorder.save = commit_then_the_store_goes  # type: ignore[method-assign]
@@ -102,7 +102,7 @@ def test_a_save_sent_before_the_store_went_away_is_reported_as_of_unknown_outcom
     with pytest.raises(SaveOutcomeUnknown):
         world.ledger.take_work(coop_id, client_ref="maybe", actor=world.people[0])
     recorder.save = original_save  # type: ignore[method-assign]
-    recorder.lines.lend = original_lend  # type: ignore[method-assign]
+    recorder.lines.take = original_take  # type: ignore[method-assign]
     assert world.ledger.get_cooperative(coop_id).version == before + 1, "it had in fact landed"
     assert issubclass(SaveOutcomeUnknown, OperationalError), "a 503, like any store outage"
 
@@ -125,7 +125,7 @@ def test_a_save_or_a_read_that_never_gets_a_connection_fails_at_once(world: Worl
         raise OperationalError(message) from NoConnection(message)
 
     recorder.datastore.get_connection = refuse  # type: ignore[method-assign]
-    recorder.lines.lend = no_line  # type: ignore[method-assign]
+    recorder.lines.take = no_line  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
         world.ledger.take_work(coop_id, client_ref="down", actor=world.people[0])
     assert len(calls) == 1, "no second wait for a pool that has nothing to lend"
