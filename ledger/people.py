@@ -27,10 +27,16 @@ class Person:
     erased: bool
 
 
+KNOWN_KEPT = 100_000
+
+
 class PeopleRegistry:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.table = db.table("people")
+        # Ids found registered. A person's row is never deleted (erasure keeps the id), so
+        # an id once known stays known: an admission need not ask the store again.
+        self._known: set[str] = set()
         with db.transaction() as cur:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
@@ -80,7 +86,7 @@ class PeopleRegistry:
 
     def check_known(self, person_ids: Iterable[UUID], field: str = "person_id") -> None:
         """Refuse ids nobody registered (a typo would otherwise become a member forever)."""
-        wanted = {str(p) for p in person_ids}
+        wanted = {str(p) for p in person_ids} - self._known
         if not wanted:
             return
         known: set[str] = set()
@@ -91,6 +97,9 @@ class PeopleRegistry:
                 marks = ", ".join("?" * len(chunk))
                 cur.execute(f"SELECT id FROM {self.table} WHERE id IN ({marks})", chunk)
                 known.update(r[0] for r in cur.fetchall())
+        if len(self._known) > KNOWN_KEPT:
+            self._known.clear()
+        self._known |= known
         missing = wanted - known
         if missing:
             raise PersonNotFound(f"not registered: {', '.join(sorted(missing))}", field=field)
