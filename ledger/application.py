@@ -244,9 +244,9 @@ class Ledger(Application[UUID]):
             # SQLite: written through the events' connection and lock (ledger.sqlite_writer).
             snapshots = sqlite_snapshot_recorder(cast(SQLiteFactory, self.factory))
             return self.factory.event_store(mapper=self.mapper, recorder=snapshots)
-        datastore = cast(LockFreePostgresRecorder, self.recorder).datastore
+        events = cast(LockFreePostgresRecorder, self.recorder)
         recorder = PostgresSnapshotRecorder(
-            datastore, events_table_name=f"{self.name.lower()}_snapshots"
+            events.datastore, events_table_name=f"{self.name.lower()}_snapshots", lines=events.lines
         )
         if self.factory.env_create_table():  # type: ignore[attr-defined]
             recorder.create_table()

@@ -533,9 +533,14 @@ class PostgresSnapshotRecorder(_FailFastReads, PostgresAggregateRecorder):
     """
 
     def __init__(
-        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_snapshots"
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = "stored_snapshots",
+        lines: SaveLines | None = None,
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self.lines = lines
         self.insert_statement = (
             SQL(
                 "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
@@ -544,6 +549,18 @@ class PostgresSnapshotRecorder(_FailFastReads, PostgresAggregateRecorder):
             .format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
             .as_string(None)
         )
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """With ``lines`` (the events' save connections): each snapshot one prepared
+        statement, one round trip, where the library's transaction takes three."""
+        if self.lines is None:
+            super().insert_events(stored_events, **kwargs)
+            return
+        with self.lines.lend() as line:
+            for e in stored_events:
+                params = [uuid_bytes(e.originator_id), INT8.pack(e.originator_version)]
+                params += [e.topic.encode(), e.state]
+                line.run(b"coop_snapshot", self.insert_statement, EVENT_TYPES, params)
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **_: Any
