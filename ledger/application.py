@@ -378,6 +378,10 @@ class Ledger(Application[UUID]):
             interval = self.snapshotting_intervals.get(type(aggregate), 0)
             if not isinstance(aggregate, Cooperative) or not interval:
                 continue
+            # A step is the interval doubled some times: none is due unless a multiple of
+            # the interval was just passed (and the state need not be weighed until then).
+            if aggregate.version // interval == (aggregate.version - count) // interval:
+                continue
             step = snapshot_step(aggregate, interval)
             if aggregate.version // step > (aggregate.version - count) // step:
                 self.snapshots.put([Cooperative.Snapshot.take(aggregate)])

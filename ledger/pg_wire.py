@@ -42,6 +42,9 @@ INT8 = struct.Struct(">q")
 # Parameter types by OID, so the server never has to infer them.
 UUID_OID, INT8_OID, TEXT_OID, BYTEA_OID = 2950, 20, 25, 17
 BINARY = 1
+# As plain ints: comparing a result's status with the enums' members costs more.
+OK_STATUSES = (int(pq.ExecStatus.TUPLES_OK), int(pq.ExecStatus.COMMAND_OK))
+CONNECTION_OK = int(pq.ConnStatus.OK)
 
 _TRANSLATED: tuple[tuple[type[psycopg.Error], type[PersistenceError]], ...] = (
     (psycopg.InterfaceError, InterfaceError),
@@ -99,7 +102,7 @@ class Line:
 
     @property
     def broken(self) -> bool:
-        return self.conn.closed or self.conn.pgconn.status != pq.ConnStatus.OK
+        return self.conn.closed or self.conn.pgconn.status != CONNECTION_OK
 
     def run(
         self, name: bytes, text: str, types: Sequence[int], params: Sequence[bytes]
@@ -150,9 +153,9 @@ class Line:
         return results
 
     def _check(self, result: pq.abc.PGresult) -> None:
-        if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        if result.status in OK_STATUSES:
             return
-        if self.conn.pgconn.status != pq.ConnStatus.OK:
+        if self.conn.pgconn.status != CONNECTION_OK:
             raise psycopg.OperationalError(self.conn.pgconn.get_error_message())
         raise psycopg.errors.error_from_result(result)
 
@@ -162,12 +165,14 @@ class Line:
 
 def failure(result: pq.abc.PGresult) -> PersistenceError | None:
     """The error ``result`` reports, as the library's exception; None if it succeeded."""
-    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+    if result.status in OK_STATUSES:
         return None
     return translated(psycopg.errors.error_from_result(result))
 
 
 def int8_column(result: pq.abc.PGresult) -> list[int]:
+    if result.ntuples == 1:  # a one-event save
+        return [INT8.unpack(result.get_value(0, 0) or b"")[0]]
     return [INT8.unpack(result.get_value(row, 0) or b"")[0] for row in range(result.ntuples)]
 
 
