@@ -24,19 +24,11 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import (
-    DatabaseError,
-    DataError,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    PersistenceError,
-    ProgrammingError,
-)
+from eventsourcing.persistence import OperationalError, PersistenceError
 from psycopg import pq
 from psycopg.rows import dict_row
+
+from ledger.dbapi import persistence_error
 
 INT8 = struct.Struct(">q")
 # Parameter types by OID, so the server never has to infer them.
@@ -46,17 +38,6 @@ BINARY = 1
 OK_STATUSES = (int(pq.ExecStatus.TUPLES_OK), int(pq.ExecStatus.COMMAND_OK))
 CONNECTION_OK = int(pq.ConnStatus.OK)
 
-_TRANSLATED: tuple[tuple[type[psycopg.Error], type[PersistenceError]], ...] = (
-    (psycopg.InterfaceError, InterfaceError),
-    (psycopg.OperationalError, OperationalError),
-    (psycopg.DataError, DataError),
-    (psycopg.IntegrityError, IntegrityError),
-    (psycopg.InternalError, InternalError),
-    (psycopg.ProgrammingError, ProgrammingError),
-    (psycopg.NotSupportedError, NotSupportedError),
-    (psycopg.DatabaseError, DatabaseError),
-)
-
 
 class NoConnection(Exception):
     """No save connection could be had: the database is down or every one is lent."""
@@ -64,10 +45,7 @@ class NoConnection(Exception):
 
 def translated(error: psycopg.Error) -> PersistenceError:
     """``error`` as the library's datastore would raise it."""
-    for theirs, ours in _TRANSLATED:
-        if isinstance(error, theirs):
-            return ours(str(error))
-    return PersistenceError(str(error))
+    return persistence_error(error, psycopg)
 
 
 def dollar_params(text: str) -> str:

@@ -31,18 +31,9 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-from eventsourcing.persistence import (
-    DatabaseError,
-    DataError,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    PersistenceError,
-    ProgrammingError,
-)
+from eventsourcing.persistence import PersistenceError
 
+from ledger import dbapi
 from ledger.errors import SaveOutcomeUnknown
 
 T = TypeVar("T")
@@ -54,20 +45,7 @@ SQLITE_IOERR = 10  # the primary result code of every SQLITE_IOERR_* extended co
 
 def persistence_error(error: sqlite3.Error) -> PersistenceError:
     """The library's exception for a ``sqlite3`` one, as its own transactions map them."""
-    # Subclasses first: IntegrityError and the rest derive from DatabaseError.
-    for theirs, ours in (
-        (sqlite3.IntegrityError, IntegrityError),
-        (sqlite3.OperationalError, OperationalError),
-        (sqlite3.DataError, DataError),
-        (sqlite3.InternalError, InternalError),
-        (sqlite3.ProgrammingError, ProgrammingError),
-        (sqlite3.NotSupportedError, NotSupportedError),
-        (sqlite3.InterfaceError, InterfaceError),
-        (sqlite3.DatabaseError, DatabaseError),
-    ):
-        if isinstance(error, theirs):
-            return ours(error)
-    return PersistenceError(error)
+    return dbapi.persistence_error(error, sqlite3)
 
 
 class SQLiteWriter:
