@@ -10,13 +10,14 @@ loading a new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 import orjson
 
+from ledger.records import LazyMapping
 from ledger.state import HoursEntry
 from ledger.typed import uuid_from_hex
 
@@ -78,7 +79,7 @@ def _refs(columns: dict[str, Any]) -> list[UUID]:
     return [uuid_from_hex(refs[n : n + _ID]) for n in range(0, len(refs), _ID)]
 
 
-class Hours(MutableMapping[UUID, HoursEntry]):
+class Hours(LazyMapping[HoursEntry]):
     """Entries by id, in the order they were logged; built lazily from stored columns.
 
     While the columns are unread, entries set since are kept beside them. Such an entry
@@ -171,9 +172,6 @@ class Hours(MutableMapping[UUID, HoursEntry]):
 
     # ---- the mapping ------------------------------------------------------------------
 
-    def __getitem__(self, entry_id: UUID) -> HoursEntry:
-        return self._read()[entry_id]
-
     def __setitem__(self, entry_id: UUID, entry: HoursEntry) -> None:
         if self._columns is not None:
             self._unchecked.append(entry_id)
@@ -195,24 +193,3 @@ class Hours(MutableMapping[UUID, HoursEntry]):
         if isinstance(entry_id, UUID) and self._in_columns(entry_id):
             return True
         return bool(entry_id in self._entries)
-
-    def get(self, entry_id: UUID, default: Any = None) -> Any:
-        return self._read().get(entry_id, default)
-
-    def values(self) -> Any:
-        return self._read().values()
-
-    def items(self) -> Any:
-        return self._read().items()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Hours):
-            return self._read() == other._read()
-        if isinstance(other, dict):
-            return self._read() == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dict
-
-    def __repr__(self) -> str:
-        return f"Hours({self._read()!r})"

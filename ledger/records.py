@@ -13,13 +13,52 @@ from collections.abc import Callable, ItemsView, Iterable, Iterator, MutableMapp
 from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 
-__all__ = ["Records"]
+__all__ = ["LazyMapping", "Records"]
 
 V = TypeVar("V")
 T = TypeVar("T")
 
 
-class Records(MutableMapping[UUID, V], Generic[V]):
+class LazyMapping(MutableMapping[UUID, V], Generic[V]):
+    """What every mapping by id that is read from stored columns shares: each read goes
+    through ``_read``, which makes the values the first time it is called."""
+
+    def _read(self) -> dict[UUID, V]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: UUID) -> V:
+        return self._read()[key]
+
+    @overload
+    def get(self, key: UUID, /) -> V | None: ...
+
+    @overload
+    def get(self, key: UUID, /, default: V | T) -> V | T: ...
+
+    def get(self, key: UUID, /, default: Any = None) -> Any:
+        # Mapping.get would go through __getitem__ and a KeyError for every new id.
+        return self._read().get(key, default)
+
+    def values(self) -> ValuesView[V]:
+        return self._read().values()
+
+    def items(self) -> ItemsView[UUID, V]:
+        return self._read().items()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, type(self)):
+            return self._read() == other._read()
+        if isinstance(other, dict):
+            return self._read() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dict
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._read()!r})"
+
+
+class Records(LazyMapping[V]):
     """Values by id, in the order they were added; built lazily from stored columns."""
 
     def __init__(self, items: Iterable[tuple[UUID, V]] = ()) -> None:
@@ -78,39 +117,8 @@ class Records(MutableMapping[UUID, V], Generic[V]):
             return iter([self._key(i) for i in self._ids])
         return iter(self._items)
 
-    def __getitem__(self, key: UUID) -> V:
-        return self._read()[key]
-
     def __setitem__(self, key: UUID, value: V) -> None:
         self._read()[key] = value
 
     def __delitem__(self, key: UUID) -> None:
         del self._read()[key]
-
-    @overload
-    def get(self, key: UUID, /) -> V | None: ...
-
-    @overload
-    def get(self, key: UUID, /, default: V | T) -> V | T: ...
-
-    def get(self, key: UUID, /, default: Any = None) -> Any:
-        # Mapping.get would go through __getitem__ and a KeyError for every new id.
-        return self._read().get(key, default)
-
-    def values(self) -> ValuesView[V]:
-        return self._read().values()
-
-    def items(self) -> ItemsView[UUID, V]:
-        return self._read().items()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Records):
-            return self._read() == other._read()
-        if isinstance(other, dict):
-            return self._read() == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dict
-
-    def __repr__(self) -> str:
-        return f"Records({self._read()!r})"
