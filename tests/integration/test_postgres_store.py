@@ -18,7 +18,7 @@ from ledger.application import priority_key, queue_key
 from ledger.errors import SaveOutcomeUnknown
 from ledger.pg_queue import CaughtUp
 from ledger.pg_recorder import LockFreePostgresRecorder
-from ledger.pg_wire import NoConnection
+from ledger.pg_wire import Call, NoConnection
 from tests.integration.support import Clock, World
 
 
@@ -135,16 +135,22 @@ def test_a_save_or_a_read_that_never_gets_a_connection_fails_at_once(world: Worl
     assert len(calls) == 1, "a read is not tried ten times over either"
 
 
+def queue_ledger(config: StoreConfig) -> tuple[Ledger, LockFreePostgresRecorder, Call]:
+    """A Ledger whose queue waits as long as the test set, and a turn's read that finds
+    nothing (a cooperative nobody wrote)."""
+    ledger = Ledger(config)
+    recorder = ledger.recorder
+    assert isinstance(recorder, LockFreePostgresRecorder)
+    return ledger, recorder, recorder.read_after(uuid4(), 0)
+
+
 def test_a_queued_writer_holds_its_cooperatives_lock_and_never_waits_forever(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The queue only spares wasted work: behind a stuck holder a writer goes on racing."""
     monkeypatch.setattr(pg_queue, "QUEUE_WAIT_S", 0.3)
     config = StoreConfig.from_url(postgres_url)
-    ledger = Ledger(config)
-    recorder = ledger.recorder
-    assert isinstance(recorder, LockFreePostgresRecorder)
-    nothing_yet = recorder.read_after(uuid4(), 0)
+    ledger, recorder, nothing_yet = queue_ledger(config)
     try:
         with (
             recorder.queue(43) as place,
@@ -219,10 +225,7 @@ def test_a_queue_connection_stays_usable_after_many_waits_that_ran_out(
     """A wait that runs out fails its pipeline; the connection still serves the next turn."""
     monkeypatch.setattr(pg_queue, "QUEUE_WAIT_S", 0.05)
     config = StoreConfig.from_url(postgres_url)
-    ledger = Ledger(config)
-    recorder = ledger.recorder
-    assert isinstance(recorder, LockFreePostgresRecorder)
-    nothing_yet = recorder.read_after(uuid4(), 0)
+    ledger, recorder, nothing_yet = queue_ledger(config)
     try:
         with psycopg.connect(config.conninfo, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(46)")
