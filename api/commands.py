@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -12,7 +14,7 @@ from fastapi import Depends, Request, Response
 from api.auth import Principal
 from api.deps import CurrentPerson, Services, ServicesDep
 from api.errors import ApiError
-from api.idempotency import MAX_KEY_LENGTH, fingerprint
+from api.idempotency import MAX_KEY_LENGTH, Stored, fingerprint
 from api.schemas import CommandOut, EventOut, ReceiptOut
 from ledger.application import CommandResult
 from ledger.errors import SaveOutcomeUnknown
@@ -65,11 +67,16 @@ class CommandContext:
                 self.principal.person_id, self.key, fingerprint(self.method, self.path, self.body)
             )
             if held is not None:
-                return self._replay(held.fingerprint, held.status, held.body)
+                return self._replay(held)
         try:
             result = call(self.expected_version)
         except SaveOutcomeUnknown:
-            raise  # the command may be recorded: its key stays claimed, a retry must not rerun it
+            if self.key is not None:  # the command may be recorded: a retry must not rerun it
+                # The store may be down too: the key then stays claimed, and its lease
+                # running out tells the same.
+                with contextlib.suppress(Exception):
+                    store.keep_unknown(self.principal.person_id, self.key)
+            raise
         except BaseException:
             if self.key is not None:
                 store.release(self.principal.person_id, self.key)
@@ -81,14 +88,24 @@ class CommandContext:
         headers = {"ETag": f'"{out.version}"'} if isinstance(out, CommandOut) else {}
         return Response(body, status_code=status, media_type="application/json", headers=headers)
 
-    def _replay(self, held_print: str, status: int | None, body: bytes | None) -> Response:
-        if held_print != fingerprint(self.method, self.path, self.body):
+    def _replay(self, held: Stored) -> Response:
+        if held.fingerprint != fingerprint(self.method, self.path, self.body):
             raise ApiError(
                 422,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request",
                 "Idempotency-Key",
             )
+        if held.outcome_unknown(datetime.now(UTC)):
+            raise ApiError(
+                409,
+                "request_outcome_unknown",
+                "the request with this Idempotency-Key was interrupted and may have been"
+                " recorded: read the cooperative's events to see whether it was, and send"
+                " it with a new Idempotency-Key only if it was not",
+                "Idempotency-Key",
+            )
+        status, body = held.status, held.body
         if status is None or body is None:
             raise ApiError(
                 409,

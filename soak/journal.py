@@ -4,7 +4,8 @@ A command is sent with an ``Idempotency-Key`` and a ``reason`` that are both its
 marker. After a 503, a ``409 request_in_progress`` or a broken connection it is sent again,
 unchanged, so the service may replay it but must never run it twice; the marker is how
 the checks find its event in the store. A command counts as acknowledged when a 2xx
-answer carrying its recorded events arrived (a replay included).
+answer carrying its recorded events arrived (a replay included); a ``409
+request_outcome_unknown`` (its save may have landed) counts as abandoned.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def execute(
             if response.is_success:
                 replayed = response.headers.get("idempotent-replayed") == "true"
                 journal.ack(command, response.json(), replayed)
+                return response
+            if code == "request_outcome_unknown":
+                # Neither acknowledged nor refused: the checks look for it in the store.
+                journal.abandon(command, code)
                 return response
             if not retryable(response, code):
                 journal.refuse(command, f"{response.status_code}_{code}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
+from api.idempotency import LEASE
 from ledger.errors import SaveOutcomeUnknown
 from ledger.storage import StoreConfig
 from tests.e2e.support import ADMIN_TOKEN, Api, Call, Person, Stage, World
@@ -267,8 +269,32 @@ def test_a_command_whose_save_may_have_landed_keeps_its_idempotency_key(
     retried = take_work(api, world.coop, world.member, **key)
 
     refused(first, 503, "store_unavailable")
-    refused(retried, 409, "request_in_progress", "Idempotency-Key")
+    refused(retried, 409, "request_outcome_unknown", "Idempotency-Key")
     assert api.written(world.coop) == (before[0] + 1, before[1] + 1), "recorded once, not twice"
+
+
+def test_a_key_whose_worker_went_away_is_running_until_its_lease_ends_then_of_unknown_outcome(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-command never completes or frees its key; nobody waits for ever."""
+    api = world.api
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    store = services.idempotency
+    monkeypatch.setattr(store, "release", lambda *args: None)  # as if the worker died here
+    monkeypatch.setattr(services.ledger, "save", lambda *args, **kwargs: 1 / 0)
+    key = {"Idempotency-Key": "klus-voor-de-crash"}
+    with pytest.raises(ZeroDivisionError):
+        take_work(api, world.coop, world.member, **key)
+    monkeypatch.undo()
+
+    soon_after = take_work(api, world.coop, world.member, **key)
+    with store.db.transaction() as cur:
+        long_ago = (datetime.now(UTC) - LEASE - timedelta(seconds=1)).isoformat()
+        cur.execute(f"UPDATE {store.table} SET created_at = ?", (long_ago,))
+    after_the_lease = take_work(api, world.coop, world.member, **key)
+
+    refused(soon_after, 409, "request_in_progress", "Idempotency-Key")
+    refused(after_the_lease, 409, "request_outcome_unknown", "Idempotency-Key")
 
 
 def test_idempotency_keys_belong_to_the_person_who_sent_them(world: World) -> None:
