@@ -345,17 +345,27 @@ class Ledger(Application[UUID]):
         cached = self.heads.get(cooperative_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        table = self.recorder.chain_table  # type: ignore[attr-defined]
         with self.db.read() as cur:
             cur.execute(
-                f"SELECT hash FROM {table} WHERE originator_id = ? AND originator_version = ?",
-                (str(cooperative_id), version),
+                f"SELECT hash FROM {self.events_table}"
+                " WHERE originator_id = ? AND originator_version = ?",
+                (self.event_key(cooperative_id), version),
             )
             row = cur.fetchone()
-        if row is None:
+        if row is None or row[0] is None:
             raise ChainBroken(f"no chain link for {cooperative_id} at version {version}")
         head: str = row[0]
         return head
+
+    @property
+    def events_table(self) -> str:
+        """The events table (each row an event and its chain link) as our SQL spells it."""
+        return self.db.table(self.recorder.events_table_name)  # type: ignore[attr-defined]
+
+    def event_key(self, cooperative_id: UUID) -> str:
+        """A cooperative's id as the events table stores it: the library keeps bare hex
+        on SQLite, PostgreSQL's uuid column takes the canonical text."""
+        return cooperative_id.hex if self.config.kind == "sqlite" else str(cooperative_id)
 
     def receipt(self, cooperative_id: UUID, version: int) -> Receipt:
         return Receipt(cooperative_id, version, self.chain_head(cooperative_id, version))

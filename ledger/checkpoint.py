@@ -73,13 +73,13 @@ def signed_message(created_at: str, root: str) -> bytes:
 
 def chain_heads(ledger: Ledger) -> list[Head]:
     """Every cooperative's last chain link, sorted by cooperative id, in one statement."""
-    chain: str = ledger.recorder.chain_table  # type: ignore[attr-defined]
+    events = ledger.events_table
     with ledger.db.read() as cur:
         cur.execute(
-            f"SELECT c.originator_id, c.originator_version, c.hash FROM {chain} c"
-            f" JOIN (SELECT originator_id, MAX(originator_version) AS v FROM {chain}"
-            " GROUP BY originator_id) m"
-            " ON c.originator_id = m.originator_id AND c.originator_version = m.v"
+            f"SELECT e.originator_id, e.originator_version, e.hash FROM {events} e"
+            f" JOIN (SELECT originator_id, MAX(originator_version) AS v FROM {events}"
+            " WHERE hash IS NOT NULL GROUP BY originator_id) m"
+            " ON e.originator_id = m.originator_id AND e.originator_version = m.v"
         )
         rows = cur.fetchall()
     # Sorted here, on canonical text: the stores order uuid and text columns differently.

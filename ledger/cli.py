@@ -23,6 +23,7 @@ def _init(_: argparse.Namespace) -> int:
 
 
 def _migrate(_: argparse.Namespace) -> int:
+    from ledger.migration import migrate_links
     from ledger.pg_recorder import LockFreePostgresRecorder, migrate_events_table
     from projections.runner import migrate_tracking
 
@@ -33,6 +34,9 @@ def _migrate(_: argparse.Namespace) -> int:
             ledger.recorder
         ):
             changed.append("events: transaction ids (earlier events keep their order as id 0)")
+        moved = migrate_links(ledger.db, getattr(ledger.recorder, "events_table_name"))  # noqa: B009
+        if moved is not None:
+            changed.append(f"events: {moved} chain links moved into their events' rows")
         if migrate_tracking(ledger.db):
             changed.append("projection tracking: log positions (transaction id, notification id)")
     with Ledger():

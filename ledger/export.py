@@ -34,37 +34,18 @@ FORMAT = "coop-ledger-export/1"
 BATCH_SIZE = 1000
 
 
-def _tables(ledger: Ledger) -> tuple[str, str]:
-    """The stored events table and the chain table, as our SQL must name them."""
-    recorder: Any = ledger.recorder
-    events: str = recorder.events_table_name
-    if ledger.config.kind == "postgresql":
-        events = f"{recorder.datastore.schema}.{events}"
-    chain: str = recorder.chain_table
-    return events, chain
-
-
-def _event_key(ledger: Ledger, cooperative_id: UUID) -> str:
-    # The library stores originator ids as bare hex on SQLite; the chain table (and
-    # PostgreSQL's uuid columns) take the canonical hyphenated text.
-    return cooperative_id.hex if ledger.config.kind == "sqlite" else str(cooperative_id)
-
-
 def export_header(ledger: Ledger, cooperative_id: UUID) -> dict[str, Any]:
     """The header line's content; raises CooperativeNotFound before anything is streamed."""
-    events, chain = _tables(ledger)
+    events, key = ledger.events_table, ledger.event_key(cooperative_id)
     with ledger.db.read() as cur:
-        cur.execute(
-            f"SELECT MAX(originator_version) FROM {events} WHERE originator_id = ?",
-            (_event_key(ledger, cooperative_id),),
-        )
+        cur.execute(f"SELECT MAX(originator_version) FROM {events} WHERE originator_id = ?", (key,))
         count = cur.fetchone()[0]
         if not count:
             raise CooperativeNotFound(f"no cooperative {cooperative_id}", field="cooperative_id")
         cur.execute(
-            f"SELECT originator_version, prev_hash, hash FROM {chain}"
+            f"SELECT originator_version, prev_hash, hash FROM {events}"
             " WHERE originator_id = ? AND originator_version IN (1, ?)",
-            (str(cooperative_id), count),
+            (key, count),
         )
         links = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
     header: dict[str, Any] = {
@@ -88,12 +69,12 @@ def export_header(ledger: Ledger, cooperative_id: UUID) -> dict[str, Any]:
 
 def _parent_version(ledger: Ledger, parent_id: UUID, head: str | None) -> int | None:
     """The parent's version whose chain head the split-off's first link starts from."""
-    _, chain = _tables(ledger)
     with ledger.db.read() as cur:
-        # Scans the parent's links only (the primary key starts with originator_id).
+        # Scans the parent's events only (the primary key starts with originator_id).
         cur.execute(
-            f"SELECT originator_version FROM {chain} WHERE originator_id = ? AND hash = ?",
-            (str(parent_id), head),
+            f"SELECT originator_version FROM {ledger.events_table}"
+            " WHERE originator_id = ? AND hash = ?",
+            (ledger.event_key(parent_id), head),
         )
         row = cur.fetchone()
     return None if row is None else int(row[0])
@@ -136,21 +117,19 @@ def _stream(
     ledger: Ledger, cooperative_id: UUID, header: dict[str, Any], batch_size: int
 ) -> Iterator[bytes]:
     yield orjson.dumps(header) + b"\n"
-    events, chain = _tables(ledger)
     position = "rowid" if ledger.config.kind == "sqlite" else "notification_id"
     sql = (
-        f"SELECT e.originator_version, e.{position}, e.topic, e.state, c.prev_hash, c.hash"
-        f" FROM {events} e LEFT JOIN {chain} c"
-        " ON c.originator_id = ? AND c.originator_version = e.originator_version"
-        " WHERE e.originator_id = ? AND e.originator_version > ? AND e.originator_version <= ?"
-        " ORDER BY e.originator_version LIMIT ?"
+        f"SELECT originator_version, {position}, topic, state, prev_hash, hash"
+        f" FROM {ledger.events_table}"
+        " WHERE originator_id = ? AND originator_version > ? AND originator_version <= ?"
+        " ORDER BY originator_version LIMIT ?"
     )
-    key, last, count = _event_key(ledger, cooperative_id), 0, header["events"]
+    key, last, count = ledger.event_key(cooperative_id), 0, header["events"]
     while last < count:
         # One short read per batch, finished before yielding: a streaming response
         # may resume this generator on another thread (SQLite connections are per thread).
         with ledger.db.read() as cur:
-            cur.execute(sql, (str(cooperative_id), key, last, count, batch_size))
+            cur.execute(sql, (key, last, count, batch_size))
             rows = cur.fetchall()
         if not rows:
             return

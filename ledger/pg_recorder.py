@@ -13,17 +13,18 @@ later appear before the position a reader has reached. A transaction held open
 holds readers back at its own events, never past them. ``LogPosition`` is that pair.
 
 A save is one statement on an autocommit connection (its own transaction, one
-round trip): the events and their hash-chain links are inserted together by a
-data-modifying CTE, so a version conflict fails the whole statement on the events'
-key and the library raises it as ``IntegrityError``.
+round trip): one INSERT of the events, each row with its hash-chain link
+(``prev_hash``, ``hash``), so a version conflict fails the whole statement on the
+events' key and the library raises it as ``IntegrityError``.
 
 Readers are woken by polling (the projection runner) or, in-process, by the
 Ledger's saved listeners; nothing is sent inside the write transaction.
 
-Databases made before this recorder lack the ``transaction_id`` column: the
-recorder refuses to start on them and ``coop-ledger migrate`` upgrades them
-(``migrate_events_table``). Old rows get transaction id 0, so they keep their id
-order and come before everything written afterwards.
+Databases made before this recorder lack the ``transaction_id`` column (or, made
+before the links moved into the events' rows, the ``hash`` column): the recorder
+refuses to start on them and ``coop-ledger migrate`` upgrades them
+(``migrate_events_table`` here, ``ledger.migration``). Old rows get transaction
+id 0, so they keep their id order and come before everything written afterwards.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ from psycopg_pool import PoolTimeout
 
 from ledger import pg_queue
 from ledger.chain import Link
-from ledger.errors import SaveOutcomeUnknown, StoreNeedsMigration
+from ledger.errors import SaveOutcomeUnknown
 from ledger.log import LogPosition
+from ledger.migration import MigrationCheck
 from ledger.pg_queue import Turn
 from ledger.pg_wire import (
     BYTEA_OID,
@@ -77,9 +79,12 @@ ROW_ORDER = "transaction_id, notification_id"
 
 
 T = TypeVar("T")
-# The one-event save's parameters: the event, the guard's key when guarded, its chain link.
+# The one-event save's parameters: the event, its chain link, the guard's key when guarded.
 EVENT_TYPES = (UUID_OID, INT8_OID, TEXT_OID, BYTEA_OID)
-LINK_TYPES = (UUID_OID, INT8_OID, TEXT_OID, TEXT_OID)
+SAVE_TYPES = (*EVENT_TYPES, TEXT_OID, TEXT_OID)
+LINK_COLUMNS_DDL = "prev_hash text, hash text"
+# Columns an events table of an earlier release lacks: ``coop-ledger migrate`` adds them.
+LATER_COLUMNS = (COLUMN, "hash")
 
 
 def on_live_connection(datastore: PostgresDatastore, attempt: Callable[[], T]) -> T:
@@ -156,8 +161,8 @@ class _FailFastReads:
         return text
 
 
-class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
-    """Events and chain links in one statement; a reader ordered by commit-safe positions."""
+class LockFreePostgresRecorder(MigrationCheck, _FailFastReads, PostgresApplicationRecorder):
+    """Events with their chain links in one INSERT; a reader ordered by commit-safe positions."""
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -165,58 +170,56 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(datastore.schema)
         events = Identifier(events_table_name)
-        chain_name = events_table_name + "_chain"
-        self.chain_table = f"{datastore.schema}.{chain_name}"
         self.sql_create_statements[self.create_table_statement_index] = SQL(
             "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
             " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
             " topic text, state bytea, notification_id bigserial,"
             " transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+            f" {LINK_COLUMNS_DDL},"
             " PRIMARY KEY (originator_id, originator_version))"
         ).format(schema=schema, table=events)
         # The function the library creates for POSTGRES_ENABLE_DB_FUNCTIONS takes no lock
         # and would insert behind this recorder's back: never create it.
         del self.sql_create_statements[self.create_insert_function_statement_index]
-        self.sql_create_statements += [
-            log_index_statement(datastore.schema, events_table_name),
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
-                " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
-                " prev_hash text NOT NULL, hash text NOT NULL,"
-                " PRIMARY KEY (originator_id, originator_version))"
-            ).format(schema=schema, table=Identifier(chain_name)),
-        ]
-        names = {"schema": schema, "events": events, "chain": Identifier(chain_name)}
+        self.sql_create_statements.append(log_index_statement(datastore.schema, events_table_name))
+        names = {"schema": schema, "events": events}
 
         def render(text: str) -> str:
             # Rendered once: composing SQL objects costs tens of microseconds per execution.
             return SQL(text).format(**names).as_string(None)
 
-        # Guarded saves (``guard``: an advisory lock key) insert nothing while a queued writer
-        # of that cooperative holds its lock (ledger.pg_queue): the queue is not
-        # overtaken. ``linked`` inserts only what ``saved`` did.
+        # The library selects *: an aggregate's load has no use for the chain links.
+        self.select_events_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events}"
+            " WHERE originator_id = %s"
+        ).format(**names)
+        # Each event row carries its chain link, so a save is one INSERT. Guarded saves
+        # (``guard``: an advisory lock key) insert nothing while a queued writer of that
+        # cooperative holds its lock (ledger.pg_queue): the queue is not overtaken.
+        insert = (
+            "INSERT INTO {schema}.{events}"
+            " (originator_id, originator_version, topic, state, prev_hash, hash)"
+        )
         guard = " WHERE pg_try_advisory_xact_lock(%s::bigint)"
-        saved_many = " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-        saved_one = " SELECT %s::uuid, %s::bigint, %s::text, %s::bytea"
+        many = (
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[],"
+            " %s::text[], %s::text[])"
+        )
+        one = " SELECT %s::uuid, %s::bigint, %s::text, %s::bytea, %s::text, %s::text"
+        values = "(%s, %s, %s, %s, %s, %s)"
 
-        def save(rows: str, links: str) -> str:
+        def save_many(rows: str) -> str:
+            # Ordered by id, as the events were given: RETURNING promises no order.
             return render(
-                "WITH saved AS ("
-                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-                f"{rows} RETURNING notification_id),"
-                " linked AS ("
-                " INSERT INTO {schema}.{chain} (originator_id, originator_version, prev_hash, hash)"
-                f"{links} WHERE EXISTS (SELECT FROM saved))"
+                f"WITH saved AS ({insert}{rows} RETURNING notification_id)"
                 " SELECT notification_id FROM saved ORDER BY notification_id"
             )
 
-        links_many = " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[])"
-        links_one = " SELECT %s::uuid, %s::bigint, %s::text, %s::text"
         self.save_statements = {
-            (False, False): save(saved_many, links_many),
-            (False, True): save(saved_many + guard, links_many),
-            (True, False): save(saved_one, links_one),
-            (True, True): save(saved_one + guard, links_one),
+            (False, False): save_many(many),
+            (False, True): save_many(many + guard),
+            (True, False): render(f"{insert} VALUES {values} RETURNING notification_id"),
+            (True, True): render(f"{insert}{one}{guard} RETURNING notification_id"),
         }
         self.landed_statement = render(
             "SELECT originator_id, originator_version, topic, state, notification_id"
@@ -234,9 +237,8 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         # so that it learns the chain's head without hashing the events again.
         self.read_after_statement = render(
             "SELECT originator_id, originator_version, topic, state, hash"
-            " FROM {schema}.{events} LEFT JOIN {schema}.{chain}"
-            " USING (originator_id, originator_version)"
-            " WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+            " FROM {schema}.{events} WHERE originator_id = %s AND originator_version > %s"
+            " ORDER BY originator_version"
         )
         self.covers_statement = render(
             "SELECT NOT EXISTS (SELECT 1 FROM {schema}.{events}"
@@ -254,7 +256,6 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         wait_s = pg_queue.QUEUE_WAIT_S
         queue_kwargs = (kwargs or {}) | {"options": f"-c lock_timeout={int(wait_s * 1000)}"}
         self.turn_lines = SaveLines(conninfo, queue_kwargs, 16, wait_s)
-        self._checked = False
 
     def close(self) -> None:
         """Close the save connections (the library's pool is closed by its datastore)."""
@@ -283,18 +284,9 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         self.check_migrated()
         super().create_table()
 
-    def check_migrated(self) -> None:
-        """Raise StoreNeedsMigration if the events table predates this recorder (checked once)."""
-        if self._checked:
-            return
+    def missing_columns(self) -> list[str]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            old = predates_log(curs, self.datastore.schema, self.events_table_name)
-        if old:
-            raise StoreNeedsMigration(
-                f"the events table {self.events_table_name!r} has no {COLUMN} column: it was "
-                "made by an earlier coop-ledger; run `coop-ledger migrate` once (service stopped)"
-            )
-        self._checked = True
+            return missing_columns(curs, self.datastore.schema, self.events_table_name)
 
     # ---- writing ----------------------------------------------------------------------
 
@@ -312,6 +304,8 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         if kwargs.get("tracking") is not None:
             raise ProgrammingError("this recorder records no tracking with events")
         links: Sequence[Link] = kwargs.get("chain_links") or ()
+        if len(links) != len(stored_events):
+            raise ProgrammingError("every event is stored with its chain link")
         turn: Turn | None = kwargs.get("turn")
         sent: list[int] = []
 
@@ -367,8 +361,8 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         links: Sequence[Link],
         guard: int | None = None,
     ) -> list[int]:
-        """Insert events and their chain links with one statement; their notification ids."""
-        if len(stored_events) == 1 and len(links) == 1:
+        """Insert events with their chain links in one statement; their notification ids."""
+        if len(stored_events) == 1:
             ids = self._save_one(line, stored_events[0], links[0], guard)
         else:
             ids = self._save_many(line, stored_events, links, guard)
@@ -382,7 +376,7 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
         """Save on the queued writer's own connection; one event also gives the turn up."""
         if turn.line is None:
             raise ProgrammingError("a save in a turn needs the turn's connection")
-        if len(stored_events) != 1 or len(links) != 1:
+        if len(stored_events) != 1:
             return self.save(turn.line, stored_events, links)
         result = turn.save(self._one_call(stored_events[0], links[0], None))
         error = failure(result)
@@ -397,15 +391,12 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
 
     def _one_call(self, e: StoredEvent, link: Link, guard: int | None) -> Call:
         params = [uuid_bytes(e.originator_id), INT8.pack(e.originator_version)]
-        params += [e.topic.encode(), e.state]
-        types: tuple[int, ...] = EVENT_TYPES
-        if guard is not None:
-            params.append(INT8.pack(guard))
-            types += (INT8_OID,)
-        params += [uuid_bytes(link.originator_id), INT8.pack(link.version)]
-        params += [link.prev.encode(), link.hash.encode()]
-        name = b"coop_save_guarded" if guard is not None else b"coop_save"
-        return Call(self.save_statements[True, guard is not None], types + LINK_TYPES, params, name)
+        params += [e.topic.encode(), e.state, link.prev.encode(), link.hash.encode()]
+        if guard is None:
+            return Call(self.save_statements[True, False], SAVE_TYPES, params, b"coop_save")
+        params.append(INT8.pack(guard))
+        statement = self.save_statements[True, True]
+        return Call(statement, (*SAVE_TYPES, INT8_OID), params, b"coop_save_guarded")
 
     def _save_many(
         self,
@@ -419,13 +410,11 @@ class LockFreePostgresRecorder(_FailFastReads, PostgresApplicationRecorder):
             [e.originator_version for e in stored_events],
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
-            [link.originator_id for link in links],
-            [link.version for link in links],
             [link.prev for link in links],
             [link.hash for link in links],
         )
         if guard is not None:
-            params = (*params[:4], guard, *params[4:])
+            params = (*params, guard)
         try:
             with line.conn.cursor() as curs:
                 curs.execute(self.save_statements[False, guard is not None], params, prepare=True)
@@ -486,16 +475,20 @@ def log_index_statement(schema: str, events_table_name: str) -> Composed:
     )
 
 
+def missing_columns(curs: Any, schema: str, table: str) -> list[str]:
+    """The LATER_COLUMNS an existing events table lacks (none when there is no table)."""
+    curs.execute(
+        "SELECT attname::text AS name FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (f"{schema}.{table}",),
+    )
+    present = {row["name"] for row in curs.fetchall()}
+    return [c for c in LATER_COLUMNS if c not in present] if present else []
+
+
 def predates_log(curs: Any, schema: str, table: str) -> bool:
     """Whether the events table exists without the transaction id column."""
-    curs.execute(
-        "SELECT to_regclass(%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-        " information_schema.columns WHERE table_schema = %s AND table_name = %s"
-        " AND column_name = %s) AS old",
-        (f"{schema}.{table}", schema, table, COLUMN),
-    )
-    row = curs.fetchone()
-    return bool(row and row["old"])
+    return COLUMN in missing_columns(curs, schema, table)
 
 
 def migrate_events_table(recorder: LockFreePostgresRecorder) -> bool:

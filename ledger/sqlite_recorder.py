@@ -1,11 +1,12 @@
-"""The SQLite event store: the library's recorder plus the hash-chain links and ``read_log``.
+"""The SQLite event store: the library's recorder, each event row with its hash-chain link.
 
 SQLite lets one writer in at a time, so notification ids commit in order and a
 reader tailing them never passes an event that appears later: the log position's
 transaction id is always 0.
 
-Saves go through ``ledger.sqlite_writer`` (a connection of the recorder's own, one
-``BEGIN IMMEDIATE``, the event inserts, the link inserts, ``COMMIT``); reads stay on the
+Each row holds its event's link (``prev_hash``, ``hash``; see ledger.chain), so a save
+is one INSERT per event. Saves go through ``ledger.sqlite_writer`` (a connection of the
+recorder's own, one ``BEGIN IMMEDIATE``, the inserts, ``COMMIT``); reads stay on the
 library's pooled connections. An in-memory database is private to its connection, so
 there the library's own save path is kept.
 """
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteAggregateRecorder,
@@ -30,6 +31,7 @@ from eventsourcing.sqlite import (
 
 from ledger.chain import Link
 from ledger.log import LogPosition
+from ledger.migration import MigrationCheck
 from ledger.sqlite_writer import SQLiteWriter
 
 # One writer per datastore, so the events and the snapshots of one application queue on
@@ -57,27 +59,40 @@ def _event_row(s: StoredEvent) -> tuple[Any, ...]:
     return (oid.hex if isinstance(oid, UUID) else oid, s.originator_version, s.topic, s.state)
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(MigrationCheck, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
         self.writer = writer_for(datastore)
-        self.insert_link_statement = (
-            f"INSERT INTO {self.chain_table}"
-            " (originator_id, originator_version, prev_hash, hash) VALUES (?, ?, ?, ?)"
+        table = self.events_table_name
+        self.insert_events_statement = (
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        # The library selects *: an aggregate's load has no use for the chain links.
+        self.select_events_statement = (
+            f"SELECT originator_id, originator_version, topic, state FROM {table}"
+            " WHERE originator_id=? "
         )
 
-    @property
-    def chain_table(self) -> str:
-        return self.events_table_name + "_chain"
-
     def construct_create_table_statements(self) -> list[str]:
+        # The library's table (its rowid is the notification id) with the links' columns.
         return [
-            *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {self.chain_table} ("
-            " originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL,"
-            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL,"
-            " PRIMARY KEY (originator_id, originator_version))",
+            f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
+            "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "prev_hash TEXT, hash TEXT, "
+            "PRIMARY KEY (originator_id, originator_version))"
         ]
+
+    def create_table(self) -> None:
+        # CREATE TABLE IF NOT EXISTS would keep an old table without the links' columns.
+        self.check_migrated()
+        super().create_table()
+
+    def missing_columns(self) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name FROM pragma_table_info(?)", (self.events_table_name,))
+            columns = {row["name"] for row in c.fetchall()}
+        return ["hash"] if columns and "hash" not in columns else []
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -94,15 +109,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> list[int]:
         # ``c`` is a sqlite3 cursor on the lean path, the library's wrapper of one in memory
-        # mode. The events first: a version already taken fails here (IntegrityError) before
-        # any link is written, and the whole transaction is rolled back.
-        ids: list[int] = []
-        for s in stored_events:
-            c.execute(self.insert_events_statement, _event_row(s))
-            ids.append(c.lastrowid)
+        # mode. A version already taken fails (IntegrityError) and the whole transaction is
+        # rolled back.
         links: Sequence[Link] = kwargs.get("chain_links") or ()
-        for k in links:
-            c.execute(self.insert_link_statement, (str(k.originator_id), k.version, k.prev, k.hash))
+        if len(links) != len(stored_events):
+            raise ProgrammingError("every event is stored with its chain link")
+        ids: list[int] = []
+        for s, k in zip(stored_events, links, strict=True):
+            c.execute(self.insert_events_statement, (*_event_row(s), k.prev, k.hash))
+            ids.append(c.lastrowid)
         return ids
 
     def close(self) -> None:

@@ -10,8 +10,8 @@ with the chain recomputed from the events alone. Where no intact Split names a c
 the parent reports its own break and the child need only chain from some stored link of
 its parent, so one tampered event is not reported twice.
 
-One read transaction (one snapshot) pages through events and links in primary key order,
-merged per cooperative: memory holds one cooperative's history at a time.
+One read transaction (one snapshot) pages through the events table in primary key order
+(each row an event and its link): memory holds one cooperative's history at a time.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ PREV_MISMATCH = "prev mismatch"
 MISSING_EVENT = "missing event"
 OUT_OF_ORDER = "events out of order"
 LINK_MISSING = "link missing"
-EXTRA_LINK = "extra link without event"
 BAD_VERSION = "version out of range"
 RECEIPT_MISMATCH = "receipt mismatch"
 RECEIPT_VERSION_MISSING = "receipt version missing"
@@ -110,8 +109,7 @@ class _Verifier:
     def __init__(self, ledger: Ledger, cur: Cursor, receipts: Sequence[Receipt]) -> None:
         self.ledger, self.cur = ledger, cur
         self.sqlite = ledger.config.kind == "sqlite"
-        self.events = ledger.db.table(getattr(ledger.recorder, "events_table_name"))  # noqa: B009
-        self.chain: str = ledger.recorder.chain_table  # type: ignore[attr-defined]
+        self.events = ledger.events_table
         self.position = "rowid" if self.sqlite else "notification_id"
         self.mapper = ledger.mapper
         self.receipts = receipts
@@ -121,11 +119,7 @@ class _Verifier:
         # (cooperative, version) -> (recomputed head, position), for the receipts only.
         self.heads: dict[tuple[UUID, int], tuple[str, int]] = {}
 
-    def event_key(self, coop: UUID) -> str:
-        # The library stores SQLite ids as hex; links, like PostgreSQL, use the canonical text.
-        return coop.hex if self.sqlite else str(coop)
-
-    def pages(self, table: str, columns: str, coop: str | None) -> Iterator[list[Row]]:
+    def pages(self, columns: str, coop: str | None) -> Iterator[list[Row]]:
         """Pages of rows in (originator_id, originator_version) order (keyset pagination)."""
         key: tuple[Any, Any] | None = None
         while True:
@@ -142,7 +136,7 @@ class _Verifier:
             # alias keeps ORDER BY on the column (its index, its order), not on the text.
             self.cur.execute(
                 f"SELECT CAST(originator_id AS TEXT) AS id_text, originator_version, {columns}"
-                f" FROM {table}{clause}"
+                f" FROM {self.events}{clause}"
                 f" ORDER BY originator_id, originator_version LIMIT {BATCH}",
                 params,
             )
@@ -152,24 +146,12 @@ class _Verifier:
                 return
             key = rows[-1][0], rows[-1][1]
 
-    def histories(self, coop: UUID | None) -> Iterator[tuple[UUID, list[Row], list[Row]]]:
-        """Each cooperative's events and links, by version, merged from two ordered streams."""
-        # Hex and hyphenated texts of UUIDs sort alike, and like UUID objects: one order.
-        columns = f"{self.position}, topic, state"
-        event_key = None if coop is None else self.event_key(coop)
-        events = _grouped(self.pages(self.events, columns, event_key))
-        links = _grouped(
-            self.pages(self.chain, "prev_hash, hash", None if coop is None else str(coop))
-        )
-        e, k = next(events, None), next(links, None)
-        while e or k:  # the smaller id first, from both streams when they hold it
-            coop_id = min(x[0] for x in (e, k) if x)
-            here_e, here_k = bool(e and e[0] == coop_id), bool(k and k[0] == coop_id)
-            yield coop_id, e[1] if e and here_e else [], k[1] if k and here_k else []
-            e = next(events, None) if here_e else e
-            k = next(links, None) if here_k else k
+    def histories(self, coop: UUID | None) -> Iterator[tuple[UUID, list[Row]]]:
+        """Each cooperative's rows (id, version, position, topic, state, prev, hash) by version."""
+        columns = f"{self.position}, topic, state, prev_hash, hash"
+        return _grouped(self.pages(columns, None if coop is None else self.ledger.event_key(coop)))
 
-    def parent_head(self, coop: UUID, first: Row, prev: str | None) -> str | None:
+    def parent_head(self, coop: UUID, first: Row) -> str | None:
         """The parent's link hash at its Split naming ``coop`` (see the module's docstring)."""
         try:
             split_off = self.mapper.to_domain_event(StoredEvent(coop, 1, first[3], first[4]))
@@ -179,12 +161,13 @@ class _Verifier:
         self.cur.execute(
             f"SELECT originator_version, state FROM {self.events}"
             " WHERE originator_id = ? AND topic = ?",
-            (self.event_key(parent), SPLIT),
+            (self.ledger.event_key(parent), SPLIT),
         )
         splits = self.cur.fetchall()
         self.cur.execute(
-            f"SELECT originator_version, hash FROM {self.chain} WHERE originator_id = ?",
-            (str(parent),),
+            f"SELECT originator_version, hash FROM {self.events}"
+            " WHERE originator_id = ? AND hash IS NOT NULL",
+            (self.ledger.event_key(parent),),
         )
         hashes: dict[int, str] = dict(self.cur.fetchall())
         for version, state in splits:
@@ -195,33 +178,32 @@ class _Verifier:
             if getattr(split, "child_id", None) == coop and version in hashes:
                 return hashes[version]
         # No intact Split names the child: the parent's own report says why.
+        prev = first[5]
         return prev if prev in hashes.values() else None
 
-    def check(self, coop: UUID, events: list[Row], links: list[Row]) -> Break | None:
+    def check(self, coop: UUID, rows: list[Row]) -> Break | None:
         """The first broken link of ``coop``; records the recomputed heads receipts ask for."""
         start: str | None = GENESIS
-        first = next((e for e in events if type(e[1]) is int and e[1] > 0), None)  # past forgeries
+        first = next((e for e in rows if type(e[1]) is int and e[1] > 0), None)  # past forgeries
         if first is not None and first[1] == 1 and first[3] == SPLIT_OFF:
-            prev = next((k[2] for k in links if k[1] == 1), None)
-            start = self.parent_head(coop, first, prev)
+            start = self.parent_head(coop, first)
         with suppress(TypeError):  # a value stored by hand with another type (NULL, TEXT)
-            if start is not None and self.whole(coop, events, links, start):
+            if start is not None and self.whole(coop, rows, start):
                 return None
-        events = [_clean(e) for e in events]
-        return self.diagnose(coop, events, {r[1]: r for r in map(_clean, links)}, start)
+        events = [_clean(r[:5]) for r in rows]
+        # A row whose link was removed (both columns NULL) is an event without a link.
+        links = [_clean((r[0], r[1], r[5], r[6])) for r in rows if r[5:] != (None, None)]
+        return self.diagnose(coop, events, {k[1]: k for k in links}, start)
 
-    def whole(self, coop: UUID, events: list[Row], links: list[Row], head: str) -> bool:
+    def whole(self, coop: UUID, rows: list[Row], head: str) -> bool:
         """The common case, kept lean: each event in order with its link, every hash holding."""
-        if len(events) != len(links):
-            return False
         text, position = str(coop), 0
         wanted = self.wanted.get(coop, ())
-        for version, (event, link) in enumerate(zip(events, links, strict=True), start=1):
-            _, v, at, topic, state = event
-            if v != version or link[1] != version or at < position or link[2] != head:
+        for version, (_, v, at, topic, state, prev, stored) in enumerate(rows, start=1):
+            if v != version or at < position or prev != head:
                 return False
             head = digest(head, text, version, topic, state)
-            if head != link[3]:
+            if head != stored:
                 return False
             position = at
             if version in wanted:
@@ -251,8 +233,7 @@ class _Verifier:
                 break
             event, link = by_version.get(version), links.get(version)
             if event is None:
-                what = MISSING_EVENT if version < last_event else EXTRA_LINK
-                broken = broken or Break(coop, version, None, what)
+                broken = broken or Break(coop, version, None, MISSING_EVENT)
                 continue
             _, _, position, topic, state = event
             content = (text, version, topic, state)
@@ -337,10 +318,10 @@ def verify(
             # One snapshot for every page: a command committing meanwhile is not half seen.
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         verifier = _Verifier(ledger, cur, kept)
-        for coop, events, links in verifier.histories(cooperative_id):
+        for coop, rows in verifier.histories(cooperative_id):
             report.cooperatives += 1
-            report.events += len(events)
-            broken = verifier.check(coop, events, links)
+            report.events += len(rows)
+            broken = verifier.check(coop, rows)
             if broken is not None:
                 report.breaks.append(broken)
     report.receipt_failures = verifier.check_receipts()
