@@ -62,6 +62,8 @@ _KEYS = (
     " FROM unnest(%s::text[]) AS t(name) JOIN pg_index i ON i.indrelid = t.name::regclass"
     " JOIN pg_class c ON c.oid = i.indexrelid"
     " LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid"
+    # An exclusion or deferrable constraint keeps its index: USING INDEX would lose it.
+    " WHERE k.contype IS NULL OR (k.contype IN ('p', 'u') AND NOT k.condeferrable)"
     " ORDER BY 1, 2"
 )
 
