@@ -2,8 +2,9 @@
 
 The fold appends rows to a list per table; after each batch of events ``ship`` hands
 every list that has grown to ``CHUNK`` rows to a thread that COPYs it. The server parses
-and indexes one chunk on its own core while this process folds the next events, and
-the thread waits on the socket without the GIL. The queue between them is short, so
+and stores one chunk on its own core while this process folds the next events (the
+fresh tables have no keys yet: ``projections.fresh_keys``), and the thread waits on the
+socket without the GIL. The queue between them is short, so
 memory stays bounded whatever the history's length.
 
 Each COPY is a transaction of its own (autocommit). One transaction for the whole pass
