@@ -20,6 +20,7 @@ from ledger.storage import Database
 from projections.copy_sink import CopySink
 from projections.fold import Fold
 from projections.framework import Projection
+from projections.fresh_keys import Key, restore, strip
 from projections.hot_events import Hot
 from projections.log_stream import LogRow, stream_log
 from projections.registry import fold_of
@@ -72,12 +73,14 @@ def fold_batches(
     return position, high
 
 
-def make_tables(db: Database, targets: Targets) -> None:
-    """Drop and create the fresh tables of ``targets``, and commit."""
+def make_tables(db: Database, targets: Targets) -> list[Key]:
+    """Drop and create the fresh tables of ``targets`` without their keys, and commit;
+    the keys, for ``restore`` once the rows are in (``projections.fresh_keys``)."""
     with psycopg.connect(db.config.conninfo) as conn, conn.cursor() as cur:
         for projection, fresh in targets:
             projection.drop(cur, fresh)
             projection.create_tables(cur, fresh)
+        return strip(cur, [table for _, fresh in targets for table in fresh.values()])
 
 
 def drop_tables(db: Database, targets: Targets) -> None:
@@ -112,10 +115,12 @@ def build_folded(
 ) -> tuple[LogPosition, int]:
     """The fresh tables of ``targets`` folded in this process."""
     classes = fold_classes(targets)
-    make_tables(db, targets)
+    keys = make_tables(db, targets)
     try:
         sink = CopySink(db, targets, columns_of(classes))
-        return fold_into(sink, ledger, classes, stream_log(ledger, batch_size), count)
+        reached = fold_into(sink, ledger, classes, stream_log(ledger, batch_size), count)
+        restore(db, keys)
+        return reached
     except BaseException:
         drop_tables(db, targets)
         raise

@@ -46,6 +46,7 @@ from projections.fold_pass import (
     fold_into,
     make_tables,
 )
+from projections.fresh_keys import Key, restore
 from projections.log_stream import events_table, log_query, stream_rows
 from projections.registry import fold_of
 
@@ -220,11 +221,12 @@ class FreshTables(threading.Thread):
         super().__init__(name="rebuild-tables", daemon=True)
         self.db, self.targets, self.signals = db, targets, signals
         self.error: BaseException | None = None
+        self.keys: list[Key] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         try:
-            make_tables(self.db, self.targets)
+            self.keys = make_tables(self.db, self.targets)
         except BaseException as error:
             self.error = error
         finally:
@@ -275,6 +277,7 @@ def _fold_parts(
         tables.join()
         if tables.error is not None:
             raise tables.error
+        restore(db, tables.keys)  # every part's rows are in
         return results
     finally:
         for read, _ in signals:  # not yet handed out: an error came first

@@ -6,8 +6,9 @@ rebuilt in one pass: each event is read and decoded once and applied to all of t
 On PostgreSQL the pass folds the events in memory (``projections.fold``: each
 projection's handlers as a fold that keeps only the open business and hands out every
 row nothing can change any more) and streams the rows into the fresh tables with COPY
-from a thread (``projections.copy_sink``), reading the log as one COPY stream
-(``projections.log_stream``). Hours and votes skip the domain event
+from a thread (``projections.copy_sink``), reading the log through one binary cursor
+(``projections.log_stream``); the fresh tables load without their keys, which are built
+once every row is in (``projections.fresh_keys``). Hours and votes skip the domain event
 (``projections.hot_events``). A history the folds cannot reproduce exactly (an event
 that the aggregate would not have recorded, ``CannotFold``), and projections without a
 fold, take the previous way: the handlers' SQL into a staging SQLite file, then COPY

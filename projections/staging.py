@@ -15,7 +15,9 @@ integers for a BOOLEAN column arrive as 1 and 0, which PostgreSQL reads as true 
 false, and ISO text parses as TIMESTAMPTZ, so no projection needs a conversion of its
 own. The fresh tables keep their keys while they load: PostgreSQL maintains them on its
 own core while this process is still sending rows, which measured no slower than dropping
-them and building them after the COPY (the build then waits for the last row).
+them and building them after the COPY (the build then waits for the last row). The
+folded build, where the server's CPU is the scarcer, builds them after
+(``projections.fresh_keys``).
 """
 
 from __future__ import annotations
