@@ -10,6 +10,7 @@ before it, and the aggregate is replayed to exactly that version.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -116,13 +117,10 @@ class Point:
         return {**plain(as_of), "moment": plain(self.moment)}
 
 
-def _events_table(ledger: Ledger) -> tuple[str, str, Any]:
-    """The library's events table, its notification id column, and how it stores an id."""
-    recorder: Any = ledger.recorder
-    if ledger.config.kind == "sqlite":
-        return recorder.events_table_name, "rowid", lambda u: u.hex
-    table = f"{recorder.datastore.schema}.{recorder.events_table_name}"
-    return table, "notification_id", lambda u: u
+def _events_table(ledger: Ledger) -> tuple[str, str, Callable[[UUID], str]]:
+    """The events table, its notification id column, and how it stores an id."""
+    position = "rowid" if ledger.config.kind == "sqlite" else "notification_id"
+    return ledger.events_table, position, ledger.event_key
 
 
 def positions(ledger: Ledger, cooperative_id: UUID, gt: int, lte: int) -> dict[int, int]:
