@@ -1,7 +1,8 @@
 """The directory's handlers (``projections.directory``) as a fold: see ``projections.fold``.
 
-One row per cooperative, held to the end: a member count changes as long as the
-cooperative lives, and a split-off child looks up its parent's root.
+One row per cooperative, held until its last event: a member count changes as long as
+the cooperative lives. A split-off child looks up its parent's root, and the parent
+may be finished by then: every root is kept to the end (one id per cooperative).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ COLUMNS = (
     "coop_id", "name", "sector", "member_count", "founded_at", "founded_position",
     "conversion_id", "parent_id", "split_decision_id", "root_id",
 )  # fmt: skip
-COUNT, ROOT = 3, 9
+COUNT = 3
 
 
 class DirectoryFold(Fold):
@@ -28,13 +29,15 @@ class DirectoryFold(Fold):
     ) -> None:
         super().__init__(out, ship)
         self.coops: dict[str, list[Any]] = {}
+        self.roots: dict[str, str] = {}
 
     def found(
         self, e: Any, position: int, root: str, conversion: Any, parent: Any, decision: Any
     ) -> None:
         coop = str(e.originator_id)
-        if coop in self.coops:
+        if coop in self.roots:
             raise CannotFold(f"cooperative {coop} founded twice")
+        self.roots[coop] = root
         self.coops[coop] = [
             coop, e.name, e.sector, len(e.members), iso(e.timestamp), position,
             uid(conversion), uid(parent), uid(decision), root,
@@ -51,10 +54,10 @@ class DirectoryFold(Fold):
 
     @folds("SplitOff")
     def split_off(self, e: Any, position: int) -> None:
-        parent = self.coops.get(str(e.parent_id))
-        if parent is None:  # as the handler says it
+        root = self.roots.get(str(e.parent_id))
+        if root is None:  # as the handler says it
             raise LookupError(f"cooperative {e.originator_id} split off from unknown {e.parent_id}")
-        self.found(e, position, parent[ROOT], None, e.parent_id, e.decision_id)
+        self.found(e, position, root, None, e.parent_id, e.decision_id)
 
     @folds("Split")
     def split(self, e: Any, position: int) -> None:
@@ -68,6 +71,11 @@ class DirectoryFold(Fold):
     def left(self, e: Any, position: int) -> None:
         self.count(e, -1)
 
+    def finish_cooperative(self, coop: str) -> None:
+        row = self.coops.pop(coop, None)
+        if row is not None:
+            self.out["directory_cooperatives"].append(row)
+
     def finish(self) -> None:
         self.out["directory_cooperatives"].extend(self.coops.values())
-        self.coops = {}
+        self.coops, self.roots = {}, {}

@@ -5,7 +5,10 @@ in tables as it goes: a fold keeps, per cooperative, only the rows that a later 
 SQL can still change (current members, open proposals, unbilled hours, pending offers,
 unpaid invoices: the open business the aggregate itself keeps) and hands every row
 that nothing can change any more to ``out``, which streams it into the fresh table.
-What is still open at the end is handed out by ``finish``. Each fold mirrors its
+Once the stream has passed a cooperative's last event, nothing can change its rows:
+``finish_cooperative`` hands them out and forgets them, so what a pass holds follows the
+cooperatives still open, not all there were. What is still open at the end is handed
+out by ``finish``. Each fold mirrors its
 projection's handlers statement for statement; the rebuild tests compare the two.
 
 A row leaves memory once the handlers' SQL can no longer reach it, or, for hours and
@@ -72,6 +75,10 @@ class Fold:
         method = self.methods.get(type(event).__name__)
         if method is not None:
             method(self, event, position)
+
+    def finish_cooperative(self, coop: str) -> None:
+        """Hand out every row still held for ``coop`` and forget it: its last event is
+        folded. A fold that holds nothing per cooperative has nothing to do."""
 
     def finish(self) -> None:
         """Hand out every row still held: the pass is over."""

@@ -2,12 +2,16 @@
 
 ``fold_batches`` is the loop every folding process runs: hours, votes and invoices go
 by ``projections.hot_events``, every other event is decoded once and offered to each
-fold. ``build_folded`` is the whole build in this process (``projections.fold_workers``
-shares it out between processes).
+fold. Given each cooperative's last version in the stream's snapshot, it finishes a
+cooperative in every fold as soon as its last event is folded (``Fold.finish_cooperative``),
+so a pass holds the open business of the cooperatives the stream is in, not of all it
+has passed. ``build_folded`` is the whole build in this process
+(``projections.fold_workers`` shares it out between processes).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from uuid import UUID
 
@@ -18,7 +22,7 @@ from ledger.application import Ledger
 from ledger.log import START, LogPosition
 from ledger.storage import Database
 from projections.copy_sink import CopySink
-from projections.fold import Fold
+from projections.fold import CannotFold, Fold
 from projections.framework import Projection
 from projections.fresh_keys import Key, restore, strip
 from projections.hot_events import Hot
@@ -27,6 +31,9 @@ from projections.registry import fold_of
 
 Targets = Sequence[tuple[Projection, Mapping[str, str]]]
 Count = Callable[[int], None]
+# A finished cooperative's last version: every event of it that comes later is above.
+FINISHED = 0
+OPEN = sys.maxsize  # a cooperative whose last version is not known: finished at the end
 
 
 def fold_classes(targets: Targets) -> list[type[Fold]]:
@@ -41,16 +48,34 @@ def columns_of(classes: Iterable[type[Fold]]) -> dict[str, tuple[str, ...]]:
 
 
 def fold_batches(
-    ledger: Ledger, folds: list[Fold], batches: Iterable[list[LogRow]], sink: CopySink, count: Count
+    ledger: Ledger,
+    folds: list[Fold],
+    batches: Iterable[list[LogRow]],
+    sink: CopySink,
+    count: Count,
+    last: Mapping[str, int] | None = None,
 ) -> tuple[LogPosition, int]:
-    """Fold every row of ``batches`` and finish the folds; the last position and highest id."""
+    """Fold every row of ``batches`` and finish the folds; the last position and highest id.
+
+    ``last`` is each cooperative's last version in the snapshot ``batches`` read, read
+    before the first batch is taken (``stream_log`` fills it then). A cooperative is
+    finished once its last version is folded; one missing is finished at the end.
+    """
     hot = Hot(ledger, folds).apply
     to_domain_event = ledger.mapper.to_domain_event
     position, high = START, 0
     coops: dict[str, str] = {}  # one string per cooperative id: the folds hold many
+    ends: dict[str, int] = {}  # the last versions, FINISHED once folded
     for batch in batches:
+        if not ends and last:
+            ends = dict(last)
         for _xid, notification_id, text, version, topic, state in batch:
             coop = coops.setdefault(text, text)
+            end = ends.get(coop, OPEN)
+            if version > end:
+                # Its rows are out already: a snapshot that disagrees with the stream's
+                # would make wrong rows, so the handlers' SQL builds the tables instead.
+                raise CannotFold(f"event {version} of cooperative {coop}, finished at {end}")
             if not hot(topic, coop, version, notification_id, state):
                 event = to_domain_event(
                     Notification(
@@ -63,6 +88,10 @@ def fold_batches(
                 )
                 for fold in folds:
                     fold.apply(event, notification_id)
+            if version == end:
+                for fold in folds:
+                    fold.finish_cooperative(coop)
+                ends[coop] = FINISHED
             if notification_id > high:
                 high = notification_id
         position = (batch[-1][0], batch[-1][1])
@@ -96,12 +125,13 @@ def fold_into(
     classes: list[type[Fold]],
     rows: Iterable[list[LogRow]],
     count: Count,
+    last: Mapping[str, int] | None = None,
 ) -> tuple[LogPosition, int]:
     """Fold ``rows`` into ``sink``, and send everything: the last position, highest id."""
     completed = False
     try:
         folds = [cls(sink.buffers, sink.ship) for cls in classes]
-        reached = fold_batches(ledger, folds, rows, sink, count)
+        reached = fold_batches(ledger, folds, rows, sink, count, last)
         sink.close(complete=True)
         completed = True
     finally:
@@ -118,7 +148,9 @@ def build_folded(
     keys = make_tables(db, targets)
     try:
         sink = CopySink(db, targets, columns_of(classes))
-        reached = fold_into(sink, ledger, classes, stream_log(ledger, batch_size), count)
+        last: dict[str, int] = {}
+        rows = stream_log(ledger, batch_size, last)
+        reached = fold_into(sink, ledger, classes, rows, count, last)
         restore(db, keys)
         return reached
     except BaseException:

@@ -25,7 +25,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from projections.fold_pass import (
     make_tables,
 )
 from projections.fresh_keys import Key, restore
-from projections.log_stream import events_table, log_query, stream_rows
+from projections.log_stream import last_versions_query, log_query, stream_rows
 from projections.registry import fold_of
 
 WORKERS = 2
@@ -71,6 +71,9 @@ class Part:
     where: str
     params: tuple[Any, ...]
     snapshot: str
+    # Each cooperative's last version in ``snapshot``: a part that reads only some of its
+    # events finishes it only if the last is among them, else at the end.
+    last: Mapping[str, int]
 
 
 Reached = tuple[LogPosition, int, int]  # last position, highest id, events folded
@@ -94,7 +97,7 @@ def _fold_part(ledger: Ledger, db: Database, part: Part, batch_size: int, ready:
         conn.execute("SET LOCAL work_mem = '64MB'")
         sink = CopySink(db, part.targets, columns_of(classes), ready=ready)
         rows = stream_rows(conn, log_query(ledger, part.where), part.params, batch_size)
-        position, high = fold_into(sink, ledger, classes, rows, count)
+        position, high = fold_into(sink, ledger, classes, rows, count, part.last)
     return position, high, folded[0]
 
 
@@ -160,29 +163,30 @@ def deal(sizes: dict[str, int], workers: int) -> list[list[str]]:
     return shares
 
 
-def _sizes(ledger: Ledger, cur: psycopg.Cursor[Any]) -> dict[str, int]:
-    """Events per cooperative in the log as the snapshot sees it."""
-    cur.execute(
-        f"SELECT originator_id::text, count(*) FROM {events_table(ledger)}"
-        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) GROUP BY 1"
-    )
-    return {str(coop): int(n) for coop, n in cur.fetchall()}
+def _sizes(ledger: Ledger, cur: psycopg.Cursor[Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Events per cooperative in the log as the snapshot sees it, and each one's last
+    version (in the exported snapshot's own transaction: what every part will read)."""
+    cur.execute(last_versions_query(ledger))
+    sizes, last = {}, {}
+    for coop, n, version in cur.fetchall():
+        sizes[str(coop)], last[str(coop)] = int(n), int(version)
+    return sizes, last
 
 
 def _parts(
-    targets: Targets, snapshot: str, shares: list[list[str]]
+    targets: Targets, snapshot: str, shares: list[list[str]], last: Mapping[str, int]
 ) -> tuple[list[Part], Part | None]:
     """The parts for worker processes, and the part this process folds (if any)."""
     shared = [(p, t) for p, t in targets if _per_cooperative(p)]
-    forked = [Part(shared, SHARE, (share,), snapshot) for share in shares if shared and share]
+    forked = [Part(shared, SHARE, (share,), snapshot, last) for share in shares if shared and share]
     alone = [(p, t) for p, t in targets if not _per_cooperative(p)]
     if not alone:
         return forked, None
     classes = fold_classes(alone)
     if any(cls.apply is not Fold.apply for cls in classes):  # sees every event
-        return forked, Part(alone, "", (), snapshot)
+        return forked, Part(alone, "", (), snapshot, last)
     names = sorted({f"%{name}" for cls in classes for name in cls.methods})
-    return forked, Part(alone, NAMED, (names,), snapshot)
+    return forked, Part(alone, NAMED, (names,), snapshot, last)
 
 
 def _per_cooperative(projection: Any) -> bool:
@@ -257,8 +261,8 @@ def _fold_parts(
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_export_snapshot()")
                 row = cur.fetchone()
-                shares = deal(_sizes(ledger, cur), workers)
-            forked, here = _parts(targets, str(row[0] if row else ""), shares)
+                sizes, last = _sizes(ledger, cur)
+            forked, here = _parts(targets, str(row[0] if row else ""), deal(sizes, workers), last)
             theirs = [write for _, write in signals]
             for part, (read, _) in zip(forked, signals, strict=False):
                 running.append(_fork(ledger, db, part, batch_size, read, theirs))

@@ -302,6 +302,20 @@ class GovernanceFold(Fold):
             " nor the mentor within the mentor year",
         )
 
+    def finish_cooperative(self, coop: str) -> None:
+        # Only the cooperatives still open are held, so a scan of them is short.
+        for key in [key for key in self.proposals if key[0] == coop]:
+            held = self.proposals.pop(key)
+            self.out["governance_proposals"].append(held.row)
+            self.out["governance_electorate"].extend(held.voters.values())
+        for key in [key for key in self.members if key[0] == coop]:
+            self.out["governance_members"].append(self.members.pop(key))
+        row = self.coops.pop(coop, None)
+        if row is not None:
+            self.out["governance_cooperatives"].append(row)
+        for key in [key for key in self.adopted if key[0] == coop]:
+            del self.adopted[key]
+
     def finish(self) -> None:
         for held in self.proposals.values():
             self.out["governance_proposals"].append(held.row)

@@ -70,6 +70,12 @@ class InvoicesFold(Fold):
         row[8:] = [e.credit_note_number, iso(e.timestamp), str(e.actor)]
         self.out["invoices"].append(self.open.pop(key))
 
+    def finish_cooperative(self, coop: str) -> None:
+        # Only the cooperatives still open are held, so a scan of them is short.
+        for key in [key for key in self.open if key[0] == coop]:
+            self.out["invoices"].append(self.open.pop(key))
+        self.numbers.pop(coop, None)
+
     def finish(self) -> None:
         self.out["invoices"].extend(self.open.values())
         self.open, self.numbers = {}, {}

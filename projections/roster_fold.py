@@ -161,6 +161,16 @@ class RosterFold(Fold):
         if row is not None:
             row[1] = e.rules.member_cap
 
+    def finish_cooperative(self, coop: str) -> None:
+        # Only the cooperatives still open are held, so a scan of them is short.
+        for key in [key for key in self.current if key[0] == coop]:
+            self.members.extend(self.current.pop(key))
+        for key in [key for key in self.running if key[0] == coop]:
+            self.roles.extend(self.running.pop(key))
+        row = self.coops.pop(coop, None)
+        if row is not None:
+            self.out["roster_cooperatives"].append(row)
+
     def finish(self) -> None:
         for rows in self.current.values():
             self.members.extend(rows)

@@ -254,6 +254,19 @@ class WorkFold(Fold):
             if row is not None and row[INVOICE] == e.number:
                 row[INVOICE] = None
 
+    def finish_cooperative(self, coop: str) -> None:
+        # Only the cooperatives still open are held, so a scan of them is short.
+        for key in [key for key in self.members if key[0] == coop]:
+            self.out["work_members"].append(self.members.pop(key))
+        for key in [key for key in self.items if key[0] == coop]:
+            self.out["work_items"].append(self.items.pop(key))
+        for entry_id, row in self.hours.pop(coop, {}).items():
+            self.hand_out(coop, entry_id, row)
+        self.out["work_handovers"].extend(self.offers.pop(coop, ()))
+        for number in [key for key in self.billed if key[0] == coop]:
+            del self.billed[number]
+        self.numbers.pop(coop, None)
+
     def finish(self) -> None:
         self.out["work_members"].extend(self.members.values())
         self.out["work_items"].extend(self.items.values())
