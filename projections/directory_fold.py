@@ -8,6 +8,7 @@ may be finished by then: every root is kept to the end (one id per cooperative).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
 from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
@@ -71,10 +72,11 @@ class DirectoryFold(Fold):
     def left(self, e: Any, position: int) -> None:
         self.count(e, -1)
 
-    def finish_cooperative(self, coop: str) -> None:
-        row = self.coops.pop(coop, None)
-        if row is not None:
-            self.out["directory_cooperatives"].append(row)
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        for coop in coops:
+            row = self.coops.pop(coop, None)
+            if row is not None:
+                self.out["directory_cooperatives"].append(row)
 
     def finish(self) -> None:
         self.out["directory_cooperatives"].extend(self.coops.values())

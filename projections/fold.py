@@ -6,7 +6,7 @@ SQL can still change (current members, open proposals, unbilled hours, pending o
 unpaid invoices: the open business the aggregate itself keeps) and hands every row
 that nothing can change any more to ``out``, which streams it into the fresh table.
 Once the stream has passed a cooperative's last event, nothing can change its rows:
-``finish_cooperative`` hands them out and forgets them, so what a pass holds follows the
+``finish_cooperatives`` hands them out and forgets them, so what a pass holds follows the
 cooperatives still open, not all there were. What is still open at the end is handed
 out by ``finish``. Each fold mirrors its
 projection's handlers statement for statement; the rebuild tests compare the two.
@@ -21,6 +21,7 @@ SQL handlers instead (``projections.rebuild``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
 Row = tuple[Any, ...] | list[Any]
@@ -76,9 +77,9 @@ class Fold:
         if method is not None:
             method(self, event, position)
 
-    def finish_cooperative(self, coop: str) -> None:
-        """Hand out every row still held for ``coop`` and forget it: its last event is
-        folded. A fold that holds nothing per cooperative has nothing to do."""
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        """Hand out every row still held for ``coops`` and forget them: their last events
+        are folded. A fold that holds nothing per cooperative has nothing to do."""
 
     def finish(self) -> None:
         """Hand out every row still held: the pass is over."""

@@ -3,7 +3,7 @@
 ``fold_batches`` is the loop every folding process runs: hours, votes and invoices go
 by ``projections.hot_events``, every other event is decoded once and offered to each
 fold. Given each cooperative's last version in the stream's snapshot, it finishes a
-cooperative in every fold as soon as its last event is folded (``Fold.finish_cooperative``),
+cooperative in every fold soon after its last event is folded (``Fold.finish_cooperatives``),
 so a pass holds the open business of the cooperatives the stream is in, not of all it
 has passed. ``build_folded`` is the whole build in this process
 (``projections.fold_workers`` shares it out between processes).
@@ -34,6 +34,8 @@ Count = Callable[[int], None]
 # A finished cooperative's last version: every event of it that comes later is above.
 FINISHED = 0
 OPEN = sys.maxsize  # a cooperative whose last version is not known: finished at the end
+# Finished cooperatives are let go once they are this share (1/N) of those still held.
+FINISH_SHARE = 8
 
 
 def fold_classes(targets: Targets) -> list[type[Fold]]:
@@ -45,6 +47,13 @@ def fold_classes(targets: Targets) -> list[type[Fold]]:
 
 def columns_of(classes: Iterable[type[Fold]]) -> dict[str, tuple[str, ...]]:
     return {table: c for cls in classes for table, c in cls.columns.items()}
+
+
+def finish_cooperatives(folds: list[Fold], coops: set[str]) -> int:
+    """Let ``coops`` go in every fold; how many."""
+    for fold in folds:
+        fold.finish_cooperatives(coops)
+    return len(coops)
 
 
 def fold_batches(
@@ -66,6 +75,8 @@ def fold_batches(
     position, high = START, 0
     coops: dict[str, str] = {}  # one string per cooperative id: the folds hold many
     ends: dict[str, int] = {}  # the last versions, FINISHED once folded
+    done: set[str] = set()  # finished, not yet let go
+    let_go = 0
     for batch in batches:
         if not ends and last:
             ends = dict(last)
@@ -89,9 +100,13 @@ def fold_batches(
                 for fold in folds:
                     fold.apply(event, notification_id)
             if version == end:
-                for fold in folds:
-                    fold.finish_cooperative(coop)
                 ends[coop] = FINISHED
+                done.add(coop)
+                # Letting go scans what the folds hold, so cooperatives are let go together
+                # once they are a share of those still held: in all, a few scans' worth.
+                if len(done) * FINISH_SHARE >= len(coops) - let_go:
+                    let_go += finish_cooperatives(folds, done)
+                    done = set()
             if notification_id > high:
                 high = notification_id
         position = (batch[-1][0], batch[-1][1])

@@ -12,6 +12,7 @@ the governance actions, not the votes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -302,18 +303,19 @@ class GovernanceFold(Fold):
             " nor the mentor within the mentor year",
         )
 
-    def finish_cooperative(self, coop: str) -> None:
-        # Only the cooperatives still open are held, so a scan of them is short.
-        for key in [key for key in self.proposals if key[0] == coop]:
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        # One scan for all of them: the pass gathers them (``fold_pass.FINISH_SHARE``).
+        for key in [key for key in self.proposals if key[0] in coops]:
             held = self.proposals.pop(key)
             self.out["governance_proposals"].append(held.row)
             self.out["governance_electorate"].extend(held.voters.values())
-        for key in [key for key in self.members if key[0] == coop]:
+        for key in [key for key in self.members if key[0] in coops]:
             self.out["governance_members"].append(self.members.pop(key))
-        row = self.coops.pop(coop, None)
-        if row is not None:
-            self.out["governance_cooperatives"].append(row)
-        for key in [key for key in self.adopted if key[0] == coop]:
+        for coop in coops:
+            row = self.coops.pop(coop, None)
+            if row is not None:
+                self.out["governance_cooperatives"].append(row)
+        for key in [key for key in self.adopted if key[0] in coops]:
             del self.adopted[key]
 
     def finish(self) -> None:

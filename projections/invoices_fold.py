@@ -9,6 +9,7 @@ credited. A payment or credit of an invoice not held cannot come from the aggreg
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
 from projections.fold import CannotFold, Fold, Row, folds, ship_nothing
@@ -70,11 +71,12 @@ class InvoicesFold(Fold):
         row[8:] = [e.credit_note_number, iso(e.timestamp), str(e.actor)]
         self.out["invoices"].append(self.open.pop(key))
 
-    def finish_cooperative(self, coop: str) -> None:
-        # Only the cooperatives still open are held, so a scan of them is short.
-        for key in [key for key in self.open if key[0] == coop]:
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        # One scan for all of them: the pass gathers them (``fold_pass.FINISH_SHARE``).
+        for key in [key for key in self.open if key[0] in coops]:
             self.out["invoices"].append(self.open.pop(key))
-        self.numbers.pop(coop, None)
+        for coop in coops:
+            self.numbers.pop(coop, None)
 
     def finish(self) -> None:
         self.out["invoices"].extend(self.open.values())

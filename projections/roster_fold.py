@@ -8,6 +8,7 @@ membership row is final once it has a ``left_at`` and a role once it has an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
 from ledger.cooperative import one_year_after
@@ -161,15 +162,16 @@ class RosterFold(Fold):
         if row is not None:
             row[1] = e.rules.member_cap
 
-    def finish_cooperative(self, coop: str) -> None:
-        # Only the cooperatives still open are held, so a scan of them is short.
-        for key in [key for key in self.current if key[0] == coop]:
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        # One scan for all of them: the pass gathers them (``fold_pass.FINISH_SHARE``).
+        for key in [key for key in self.current if key[0] in coops]:
             self.members.extend(self.current.pop(key))
-        for key in [key for key in self.running if key[0] == coop]:
+        for key in [key for key in self.running if key[0] in coops]:
             self.roles.extend(self.running.pop(key))
-        row = self.coops.pop(coop, None)
-        if row is not None:
-            self.out["roster_cooperatives"].append(row)
+        for coop in coops:
+            row = self.coops.pop(coop, None)
+            if row is not None:
+                self.out["roster_cooperatives"].append(row)
 
     def finish(self) -> None:
         for rows in self.current.values():

@@ -11,6 +11,7 @@ or crediting hours the fold no longer holds cannot come from the aggregate.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import date
 from typing import Any, ClassVar
 
@@ -254,18 +255,19 @@ class WorkFold(Fold):
             if row is not None and row[INVOICE] == e.number:
                 row[INVOICE] = None
 
-    def finish_cooperative(self, coop: str) -> None:
-        # Only the cooperatives still open are held, so a scan of them is short.
-        for key in [key for key in self.members if key[0] == coop]:
+    def finish_cooperatives(self, coops: AbstractSet[str]) -> None:
+        # One scan for all of them: the pass gathers them (``fold_pass.FINISH_SHARE``).
+        for key in [key for key in self.members if key[0] in coops]:
             self.out["work_members"].append(self.members.pop(key))
-        for key in [key for key in self.items if key[0] == coop]:
+        for key in [key for key in self.items if key[0] in coops]:
             self.out["work_items"].append(self.items.pop(key))
-        for entry_id, row in self.hours.pop(coop, {}).items():
-            self.hand_out(coop, entry_id, row)
-        self.out["work_handovers"].extend(self.offers.pop(coop, ()))
-        for number in [key for key in self.billed if key[0] == coop]:
+        for coop in coops:
+            for entry_id, row in self.hours.pop(coop, {}).items():
+                self.hand_out(coop, entry_id, row)
+            self.out["work_handovers"].extend(self.offers.pop(coop, ()))
+            self.numbers.pop(coop, None)
+        for number in [key for key in self.billed if key[0] in coops]:
             del self.billed[number]
-        self.numbers.pop(coop, None)
 
     def finish(self) -> None:
         self.out["work_members"].extend(self.members.values())

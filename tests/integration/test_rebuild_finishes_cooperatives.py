@@ -9,6 +9,7 @@ and an event of a cooperative already finished must send the rebuild to the hand
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import cast
 from uuid import UUID
 
@@ -98,17 +99,21 @@ def test_a_fold_holds_nothing_of_a_cooperative_once_its_last_event_is_folded(
     held_then: dict[str, list[str]] = {}
     held_before: dict[str, list[str]] = {}
 
+    order = coops
+
     def watch(fold: Fold) -> None:
-        finish = fold.finish_cooperative
+        finish = fold.finish_cooperatives
 
-        def finish_and_look(coop: str) -> None:
-            held_before.setdefault(coop, []).extend(held_for(fold, coop))
-            finish(coop)
-            held_then.setdefault(coop, []).extend(held_for(fold, coop))
-            if coop not in finished:
-                finished.append(coop)
+        def finish_and_look(coops: AbstractSet[str]) -> None:
+            for coop in coops:
+                held_before.setdefault(coop, []).extend(held_for(fold, coop))
+            finish(coops)
+            for coop in sorted(coops, key=order.index):
+                held_then.setdefault(coop, []).extend(held_for(fold, coop))
+                if coop not in finished:
+                    finished.append(coop)
 
-        fold.finish_cooperative = finish_and_look  # type: ignore[method-assign]
+        fold.finish_cooperatives = finish_and_look  # type: ignore[method-assign]
 
     for fold in folds:
         watch(fold)
@@ -134,3 +139,41 @@ def test_an_event_of_a_cooperative_already_finished_cannot_be_folded(pg_world: W
     last[coops[1]] = 1
     with pytest.raises(CannotFold, match="finished"):
         fold_batches(ledger, folds, batches, sink, lambda n: None, last)
+
+
+def test_many_cooperatives_open_at_once_are_let_go_together_and_rebuild_the_same(
+    pg_world: World,
+) -> None:
+    """Letting go scans what the folds hold: with many cooperatives open it is done for
+    several at once, and the rows are still those the handlers make."""
+    world = pg_world
+    coops = [world.found(size=3) for _ in range(24)]
+    works = {}
+    for coop in coops:  # round after round across all of them, so all stay open
+        works[coop] = world.ledger.take_work(coop, client_ref="c", actor=world.people[0]).value
+    for _ in range(2):
+        for coop in coops:
+            world.ledger.log_hours(coop, works[coop], minutes=30, actor=world.people[0])
+    ledger, db, projections = world.ledger, world.ledger.db, all_projections()
+    all_readable(ledger)
+    folds = folds_of_every_projection()
+    let_go: list[int] = []
+    finish = folds[0].finish_cooperatives
+
+    def count(together: AbstractSet[str]) -> None:
+        let_go.append(len(together))
+        finish(together)
+
+    folds[0].finish_cooperatives = count  # type: ignore[method-assign]
+    last: dict[str, int] = {}
+    sink = cast(CopySink, Discard([type(f) for f in folds]))
+    fold_batches(ledger, folds, stream_log(ledger, 500, last), sink, lambda n: None, last)
+    build_fresh(ledger, db, projections, suffix="__direct", staged=False)
+    build_fresh(ledger, db, projections, suffix="__folded")
+
+    assert let_go, "none let go before the end"
+    assert max(let_go) > 1, "let go one at a time"
+    assert sum(let_go) <= len(coops)
+    expected = tables(db, projections, "__direct")
+    for name, table in tables(db, projections, "__folded").items():
+        assert rows(db, table) == rows(db, expected[name]), f"{name} differs"
