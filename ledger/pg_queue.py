@@ -27,11 +27,13 @@ from ledger.pg_wire import INT8, INT8_OID, Call, Line, failure
 
 # The longest a writer waits in a cooperative's queue before it races instead.
 QUEUE_WAIT_S = 2.0
-UNLOCK = Call("SELECT pg_advisory_unlock_all()", (), ())
+# Named, so each is prepared once per connection: the unlock runs between one writer's
+# commit and the next writer's turn, where a parse on every turn would be waited for.
+UNLOCK = Call("SELECT pg_advisory_unlock_all()", (), (), b"coop_unlock")
 
 
 def lock(key: int) -> Call:
-    return Call("SELECT pg_advisory_lock(%s)", (INT8_OID,), (INT8.pack(key),))
+    return Call("SELECT pg_advisory_lock(%s)", (INT8_OID,), (INT8.pack(key),), b"coop_lock")
 
 
 class Turn:
