@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
-
-from eventsourcing.persistence import IntegrityError
 
 from bench.mix import FOUNDERS, LedgerWriter
 from bench.procs import Ready, run_parallel, throughput, timed_loop
@@ -40,26 +40,6 @@ def open_worker_ledger(url: str, **kwargs: Any) -> Ledger:
 def prepare(url: str) -> None:
     """Create the store's tables once, before writers race to."""
     open_ledger(url).close()
-
-
-def count_retries(ledger: Ledger) -> list[int]:
-    """Count the version conflicts the Ledger's save meets (each one means a retry).
-
-    The Ledger exposes no counter, so its ``save`` is wrapped on this instance: every
-    IntegrityError it raises is one attempt that ``_command`` runs again.
-    """
-    counter = [0]
-    original = ledger.save
-
-    def save(*aggregates: Any, **kwargs: Any) -> Any:
-        try:
-            return original(*aggregates, **kwargs)
-        except IntegrityError:
-            counter[0] += 1
-            raise
-
-    ledger.save = save  # type: ignore[method-assign]
-    return counter
 
 
 @dataclass(frozen=True)
@@ -133,6 +113,7 @@ class ContendedJob:
     works: list[tuple[UUID, UUID]]  # (member, their work)
     seconds: float
     warmup: float
+    threads: int
 
 
 @dataclass
@@ -145,39 +126,72 @@ class Acks:
 
 
 def _contender(ready: Ready, job: ContendedJob) -> dict[str, Any]:
+    """One process of contended writers: ``job.threads`` threads sharing its Ledger, as
+    the requests of one API worker do."""
     ledger = open_worker_ledger(job.url)
-    retries = count_retries(ledger)
-    acks, turn = Acks(), [0]
+    acks = Acks()
+    lock = threading.Lock()
 
-    def log() -> int:
-        member, work = job.works[turn[0] % len(job.works)]
-        turn[0] += 1
-        try:
-            result = ledger.log_hours(job.coop_id, work, minutes=15, actor=member)
-        except ConcurrencyConflict:
-            acks.gave_up += 1
-            return 0
-        except Exception as error:  # reported with the figure, the run goes on
-            acks.failed += 1
-            acks.failure = acks.failure or f"{type(error).__name__}: {error}"
-            return 0
-        acks.entries.append(str(result.value))
-        acks.versions.append(result.version)
-        return 1
+    def writer(works: list[tuple[UUID, UUID]]) -> Callable[[], int]:
+        turn = [0]
 
+        def log() -> int:
+            member, work = works[turn[0] % len(works)]
+            turn[0] += 1
+            try:
+                result = ledger.log_hours(job.coop_id, work, minutes=15, actor=member)
+            except ConcurrencyConflict:
+                with lock:
+                    acks.gave_up += 1
+                return 0
+            except Exception as error:  # reported with the figure, the run goes on
+                with lock:
+                    acks.failed += 1
+                    acks.failure = acks.failure or f"{type(error).__name__}: {error}"
+                return 0
+            with lock:
+                acks.entries.append(str(result.value))
+                acks.versions.append(result.version)
+            return 1
+
+        return log
+
+    loops = [writer(job.works[n :: job.threads] or job.works) for n in range(job.threads)]
     try:
-        timed_loop(log, job.warmup)
+        side_by_side(loops, job.warmup)
         ready()
-        before = len(acks.entries)
-        _, seconds = timed_loop(log, job.seconds)
+        before, races = len(acks.entries), ledger.lost_races
+        seconds = side_by_side(loops, job.seconds)
         measured = len(acks.entries) - before
-        return {"acked": measured, "seconds": seconds, "acks": acks, "retries": retries[0]}
+        retries = ledger.lost_races - races
+        return {"acked": measured, "seconds": seconds, "acks": acks, "retries": retries}
     finally:
         ledger.close()
 
 
-def contended(url: str, writers: int, seconds: float, warmup: float) -> dict[str, Any]:
-    """``writers`` processes logging hours on ONE cooperative; rate, lost and retries."""
+def side_by_side(loops: list[Callable[[], int]], seconds: float) -> float:
+    """Run each loop in its own thread for ``seconds``; the longest any of them took."""
+    if len(loops) == 1:
+        return timed_loop(loops[0], seconds)[1]
+    took: list[float] = []
+    threads = [
+        threading.Thread(target=lambda s=step: took.append(timed_loop(s, seconds)[1]))
+        for step in loops
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(took) != len(loops):
+        raise RuntimeError("a contended writer thread died")
+    return max(took)
+
+
+def contended(
+    url: str, processes: int, threads: int, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """``processes`` x ``threads`` writers logging hours on ONE cooperative; rate, lost
+    and retries (version conflicts met, each one an attempt run again)."""
     prepare(url)
     ledger = open_ledger(url)
     try:
@@ -186,8 +200,8 @@ def contended(url: str, writers: int, seconds: float, warmup: float) -> dict[str
             setup.command()
         coop_id, works = setup.mix.cooperative, list(setup.mix.works.items())
         jobs = [
-            ContendedJob(url, coop_id, works[n::writers] or works, seconds, warmup)
-            for n in range(writers)
+            ContendedJob(url, coop_id, works[n::processes] or works, seconds, warmup, threads)
+            for n in range(processes)
         ]
         results = run_parallel(_contender, jobs)
     finally:
@@ -207,7 +221,7 @@ def contended(url: str, writers: int, seconds: float, warmup: float) -> dict[str
         "lost": lost,
         "retries": retries,
         "acknowledged": len(acked),
-        "retries_per_command": retries / max(1, len(acked)),
+        "retries_per_command": retries / max(1, sum(r["acked"] for r in results)),
         "gave_up": sum(a.gave_up for a in acks),
         "failed": sum(a.failed for a in acks),
         "first_failure": next((a.failure for a in acks if a.failure), ""),

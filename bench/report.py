@@ -13,6 +13,7 @@ ORDER = [
     "pg_commands_1_writer",
     "pg_commands_16_writers",
     "pg_contended_8_writers",
+    "pg_contended_8_processes",
     "pg_command_p99_ms",
     "aggregate_load_growth",
     "pg_rebuild",

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteFactory
 
-from ledger.chain import chain_links
+from ledger.chain import Link, chain_links
+from ledger.combine import Act, Combiner, Job, RunAlone
 from ledger.cooperative import STATE_TYPES, Cooperative
 from ledger.errors import (
     ChainBroken,
@@ -194,6 +194,14 @@ def balanced_chunks(items: Sequence[T], size: int) -> list[list[T]]:
     return chunks
 
 
+class LinkedProcessing(ProcessingEvent[UUID]):
+    """A save's events, and once recorded, their chain links."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[Link] = []
+
+
 class Ledger(Application[UUID]):
     """The write side of coop-ledger."""
 
@@ -231,13 +239,15 @@ class Ledger(Application[UUID]):
         )
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
-        self._stripes = [threading.Lock() for _ in range(64)]
+        self._combiner: Combiner[CommandResult] = Combiner()
         # Who may read each cooperative, by version: a read checks one stored version only.
         self._readers: dict[UUID, Readers] = {}
         # Cooperatives that lost a race lately, with when their queueing ends (monotonic).
         self._contended: dict[UUID, float] = {}
         # Chain heads just written, by cooperative: (version, hash). Saves a lookup per command.
         self.heads: dict[UUID, tuple[int, str]] = {}
+        # Saves that met a version conflict (each one an attempt run again), for figures.
+        self.lost_races = 0
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         if self.config.kind != "postgresql":
@@ -275,7 +285,13 @@ class Ledger(Application[UUID]):
         ``isinstance`` against the library's runtime-checkable protocols costs tens of
         microseconds per command; a Ledger only ever saves Cooperative aggregates.
         """
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        return self._save(*objs, **kwargs)[0]
+
+    def _save(
+        self, *objs: Any, **kwargs: Any
+    ) -> tuple[list[Recording[UUID]], dict[tuple[UUID, int], str]]:
+        """``save``, and the hash of each saved event's chain link by (aggregate, version)."""
+        processing_event = LinkedProcessing()
         for aggregate in objs:
             if aggregate is None:
                 continue
@@ -295,7 +311,8 @@ class Ledger(Application[UUID]):
             # again. A snapshot is only a shortcut; the next one will be taken in its turn.
             log.warning("a snapshot was not written", exc_info=True)
         self._notify(recordings)
-        return recordings
+        hashes = {(link.originator_id, link.version): link.hash for link in processing_event.links}
+        return recordings, hashes
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # The library's EventStore.put, plus the hash chain's links in the same transaction.
@@ -311,6 +328,8 @@ class Ledger(Application[UUID]):
         )
         for link in links:
             self.heads[link.originator_id] = (link.version, link.hash)
+        if isinstance(processing_event, LinkedProcessing):
+            processing_event.links = links
         if len(self.heads) > 10_000:
             self.heads.clear()
         return [
@@ -442,50 +461,98 @@ class Ledger(Application[UUID]):
     def _command(
         self,
         cooperative_id: UUID,
-        act: Callable[[Cooperative, datetime], Any],
+        act: Act,
         expected_version: int | None = None,
     ) -> CommandResult:
-        for attempt in range(self.max_attempts):
-            # The cached aggregate is used without a copy: this lock gives the command sole
-            # use of it in this process, and any failure evicts it. After a lost race the
-            # retry queues behind the other queued writers of this cooperative (in every
-            # process) and brings its copy up to date first; see QUEUE_ALL_AFTER.
-            queued = self.db.kind == "postgresql" and (
-                attempt > 0 or self._contended.get(cooperative_id, 0.0) > time.monotonic()
-            )
-            recorder = cast(LockFreePostgresRecorder, self.recorder)
-            queue: contextlib.AbstractContextManager[Turn | None] = (
-                recorder.queue(queue_key(cooperative_id)) if queued else contextlib.nullcontext()
-            )
-            with self._stripes[hash(cooperative_id) % len(self._stripes)], queue as place:
-                try:
-                    outcome = self._attempt(cooperative_id, act, expected_version, place, attempt)
-                except BaseException:
-                    self.forget(cooperative_id)
-                    raise
-            if outcome is not None:
-                return outcome
-            if attempt + 1 >= QUEUE_ALL_AFTER:
-                # Racing has become a lottery: every command here queues for a while, so a
-                # queued retry is no longer overtaken by first attempts (nobody starves).
-                self._mark_contended(cooperative_id)
-            if self.db.kind == "sqlite":
-                # Full jitter, so colliding writers do not collide again.
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
-        raise ConcurrencyConflict(
-            f"cooperative {cooperative_id} kept changing; "
-            f"gave up after {self.max_attempts} attempts"
+        # The cached aggregate is used without a copy: the combiner gives one thread at a
+        # time sole use of it in this process, and any failure evicts it. That thread runs
+        # every command waiting for the cooperative (see ledger.combine); a command pinned
+        # to a version cannot share a save with commands that move it.
+        return self._combiner.run(
+            cooperative_id,
+            Job(act),
+            lambda jobs: self._run(cooperative_id, jobs, expected_version),
+            alone=expected_version is not None,
         )
+
+    def _run(
+        self,
+        cooperative_id: UUID,
+        jobs: list[Job[CommandResult]],
+        expected_version: int | None = None,
+    ) -> None:
+        """Bring each of ``jobs`` to its outcome: saved (together), refused or failed.
+
+        Never raises for a job: each caller raises its own error from its job.
+        """
+        pending, alone, attempt = jobs, list[Job[CommandResult]](), 0
+        try:
+            while pending:
+                if attempt >= self.max_attempts:
+                    raise ConcurrencyConflict(
+                        f"cooperative {cooperative_id} kept changing; "
+                        f"gave up after {self.max_attempts} attempts"
+                    )
+                try:
+                    pending, lost = self._try(cooperative_id, pending, expected_version, attempt)
+                except RunAlone as split:
+                    alone.append(split.job)
+                    pending = [job for job in pending if job is not split.job]
+                    continue
+                if not lost:
+                    continue
+                attempt += 1
+                if attempt >= QUEUE_ALL_AFTER:
+                    # Racing has become a lottery: every command here queues for a while, so
+                    # a queued retry is no longer overtaken by first attempts (nobody starves).
+                    self._mark_contended(cooperative_id)
+                if self.db.kind == "sqlite":
+                    # Full jitter, so colliding writers do not collide again.
+                    time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311
+        except BaseException as error:
+            for job in pending:
+                job.fail(error)
+            if not isinstance(error, Exception):
+                raise  # an interrupt is the process's, not a command's
+        for job in alone:
+            self._run(cooperative_id, [job])
+
+    def _try(
+        self,
+        cooperative_id: UUID,
+        jobs: list[Job[CommandResult]],
+        expected_version: int | None,
+        attempt: int,
+    ) -> tuple[list[Job[CommandResult]], bool]:
+        """One attempt, racing or (after lost races, on PostgreSQL) in the cooperative's
+        queue of writers; any failure evicts the cached copy."""
+        # After a lost race the retry queues behind the other queued writers of this
+        # cooperative (in every process) and brings its copy up to date first; see
+        # QUEUE_ALL_AFTER.
+        queued = self.db.kind == "postgresql" and (
+            attempt > 0 or self._contended.get(cooperative_id, 0.0) > time.monotonic()
+        )
+        recorder = cast(LockFreePostgresRecorder, self.recorder)
+        queue: contextlib.AbstractContextManager[Turn | None] = (
+            recorder.queue(queue_key(cooperative_id)) if queued else contextlib.nullcontext()
+        )
+        with queue as place:
+            try:
+                return self._attempt(cooperative_id, jobs, expected_version, place, attempt)
+            except BaseException:
+                self.forget(cooperative_id)
+                raise
 
     def _attempt(
         self,
         cooperative_id: UUID,
-        act: Callable[[Cooperative, datetime], Any],
+        jobs: list[Job[CommandResult]],
         expected_version: int | None,
         place: Turn | None = None,
         attempt: int = 0,
-    ) -> CommandResult | None:
-        """One try of a command; None when a version conflict calls for another.
+    ) -> tuple[list[Job[CommandResult]], bool]:
+        """One try of ``jobs`` in order, saved together: the jobs still to run, and whether
+        a version conflict (a lost race) left them so.
 
         With a ``place`` in the queue of this cooperative's writers, it waits its turn and
         brings a cached copy up to date with the events written since it was cached (one
@@ -503,33 +570,65 @@ class Ledger(Application[UUID]):
                 f"cooperative is at version {coop.version}, not {expected_version}",
                 field="If-Match",
             )
-        try:
-            value = act(coop, self.clock())
-        except RuleViolation:
-            # A refusal must rest on the stored state, not on a stale cached copy.
-            fresh = self.get_cooperative(cooperative_id)
-            if fresh.version == coop.version:
+        ran: list[tuple[Job[CommandResult], int, int, Any]] = []
+        refused: list[tuple[Job[CommandResult], RuleViolation]] = []
+        for job in jobs:
+            before = coop.version
+            try:
+                value = job.act(coop, self.clock())
+            except RuleViolation as violation:
+                if coop.version == before:
+                    refused.append((job, violation))
+                    continue
+                # Refused half done: the cached copy is spoilt (and evicted on the way out).
+                if len(jobs) > 1:
+                    raise RunAlone(job) from violation
+                if self.get_cooperative(cooperative_id).version != before:
+                    self.forget(cooperative_id)
+                    return jobs, True  # judged on a stale copy: again, on the stored state
                 raise
-            self.forget(cooperative_id)
-            coop = fresh
-            value = act(coop, self.clock())
-        others: list[Cooperative] = []
-        if isinstance(value, Cooperative):
-            others, value = [value], value.id
+            except Exception:
+                if len(jobs) == 1:
+                    raise
+                raise RunAlone(job) from None
+            ran.append((job, before, coop.version, value))
+        if not ran:
+            # A refusal must rest on the stored state, not on a stale cached copy.
+            if self.get_cooperative(cooperative_id).version != coop.version:
+                self.forget(cooperative_id)
+                return jobs, True
+            for job, refusal in refused:
+                job.fail(refusal)
+            return [], False
+        others = [value for _, _, _, value in ran if isinstance(value, Cooperative)]
         # Unless queued, a save gives way to a starving queued writer (see PRIORITY_AFTER).
         racing = place is None and self.db.kind == "postgresql"
         turn: dict[str, Any] = {"turn": place} if place is not None else {}
         guard = {"guard": priority_key(cooperative_id)} if racing else turn
         try:
-            recordings = self.save(coop, *others, **guard)
+            recordings, hashes = self._save(coop, *others, **guard)
         except IntegrityError:
+            self.lost_races += 1
             self.forget(cooperative_id)
             if expected_version is not None:
                 raise StaleVersion("the cooperative changed meanwhile", field="If-Match") from None
-            return None
+            return jobs, True
         if self.repository.cache is not None:
             self.repository.cache.put(coop.id, coop)
-        return self._result(coop, recordings, value)
+        # Saved: the state every refusal was judged on was the stored one.
+        for job, refusal in refused:
+            job.fail(refusal)
+        by_key = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r for r in recordings
+        }
+        for job, before, after, value in ran:
+            mine = [by_key[(coop.id, v)] for v in range(before + 1, after + 1)]
+            if isinstance(value, Cooperative):
+                mine += [r for r in recordings if r.domain_event.originator_id == value.id]
+                value = value.id
+            receipt = Receipt(coop.id, after, hashes[(coop.id, after)])
+            job.succeed(self._result(coop.id, after, mine, receipt, value))
+        return [], False
 
     def _mark_contended(self, cooperative_id: UUID) -> None:
         self._contended[cooperative_id] = time.monotonic() + CONTENDED_FOR_S
@@ -561,7 +660,12 @@ class Ledger(Application[UUID]):
             self.heads[coop.id] = (link.version, link.hash)
 
     def _result(
-        self, coop: Cooperative, recordings: list[Recording[UUID]], value: Any = None
+        self,
+        cooperative_id: UUID,
+        version: int,
+        recordings: list[Recording[UUID]],
+        receipt: Receipt | None = None,
+        value: Any = None,
     ) -> CommandResult:
         events = tuple(
             RecordedEvent(
@@ -573,11 +677,11 @@ class Ledger(Application[UUID]):
             for r in recordings
         )
         return CommandResult(
-            coop.id,
-            coop.version,
+            cooperative_id,
+            version,
             max(e.position for e in events),
             events,
-            self.receipt(coop.id, coop.version),
+            receipt or self.receipt(cooperative_id, version),
             value,
         )
 
@@ -617,7 +721,7 @@ class Ledger(Application[UUID]):
             at=self.clock(),
             reason=reason,
         )
-        return self._result(coop, self.save(coop))
+        return self._result(coop.id, coop.version, self.save(coop))
 
     def convert_company(
         self,
@@ -666,7 +770,9 @@ class Ledger(Application[UUID]):
             )
         recordings = self.save(*coops)
         return [
-            self._result(c, [r for r in recordings if r.domain_event.originator_id == c.id])
+            self._result(
+                c.id, c.version, [r for r in recordings if r.domain_event.originator_id == c.id]
+            )
             for c in coops
         ]
 

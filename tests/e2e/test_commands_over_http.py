@@ -254,18 +254,18 @@ def test_a_command_whose_save_may_have_landed_keeps_its_idempotency_key(
     """The store went away mid-save: a retry must not run the command a second time."""
     api = world.api
     ledger = api.client.app.state.services.ledger  # type: ignore[attr-defined]
-    original = ledger.save
+    original = ledger._save
 
     def saved_then_the_store_went_away(*args: Any, **kwargs: Any) -> Any:
         original(*args, **kwargs)
         raise SaveOutcomeUnknown("the save's outcome is unknown: server closed the connection")
 
-    monkeypatch.setattr(ledger, "save", saved_then_the_store_went_away)
+    monkeypatch.setattr(ledger, "_save", saved_then_the_store_went_away)
     before = api.written(world.coop)
     key = {"Idempotency-Key": "klus-tijdens-storing"}
 
     first = take_work(api, world.coop, world.member, **key)
-    monkeypatch.setattr(ledger, "save", original)
+    monkeypatch.setattr(ledger, "_save", original)
     retried = take_work(api, world.coop, world.member, **key)
 
     refused(first, 503, "store_unavailable")
@@ -281,7 +281,7 @@ def test_a_key_whose_worker_went_away_is_running_until_its_lease_ends_then_of_un
     services = api.client.app.state.services  # type: ignore[attr-defined]
     store = services.idempotency
     monkeypatch.setattr(store, "release", lambda *args: None)  # as if the worker died here
-    monkeypatch.setattr(services.ledger, "save", lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr(services.ledger, "_save", lambda *args, **kwargs: 1 / 0)
     key = {"Idempotency-Key": "klus-voor-de-crash"}
     with pytest.raises(ZeroDivisionError):
         take_work(api, world.coop, world.member, **key)

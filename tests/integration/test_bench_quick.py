@@ -21,6 +21,7 @@ from bench.web import Request, lua_script, parse_wrk
 FIGURES = [
     "pg_commands_1_writer",
     "pg_contended_8_writers",
+    "pg_contended_8_processes",
     "pg_command_p99_ms",
     "aggregate_load_growth",
     "pg_rebuild",
@@ -52,10 +53,12 @@ def test_figures_have_the_json_shape_and_nothing_acknowledged_is_lost(
         if name in TARGETS:
             assert isinstance(found["holds"], bool), name
 
-    contended = parsed["figures"]["pg_contended_8_writers"]
-    assert contended["lost"] == 0
-    assert contended["acknowledged"] > 0
-    assert contended["retries"] >= 0
+    for name in ("pg_contended_8_writers", "pg_contended_8_processes"):
+        contended = parsed["figures"][name]
+        assert contended["lost"] == 0
+        assert contended["acknowledged"] > 0
+        assert contended["retries"] >= 0
+        assert contended["processes"] * contended["threads_each"] == 8
     assert parsed["figures"]["pg_commands_1_writer"]["vs_stock"] > 0
     rebuild = parsed["figures"]["pg_rebuild"]
     assert {"rss_growth", "note", "events"} <= set(rebuild)

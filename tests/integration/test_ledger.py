@@ -280,13 +280,13 @@ def test_a_contended_cooperatives_cached_copy_catches_up_and_chains_on_from_the_
     for _ in range(3):  # written behind other's back
         world.ledger.log_hours(coop_id, work_id, minutes=10, actor=world.people[0])
     saves: list[int] = []
-    save = other.save
+    save = other._save
 
     def counted(*objs: Any, **kwargs: Any) -> Any:
         saves.append(1)
         return save(*objs, **kwargs)
 
-    other.save = counted  # type: ignore[method-assign]
+    other._save = counted  # type: ignore[method-assign]
     other._contended[coop_id] = float("inf")
     result = other.log_hours(coop_id, work_id, minutes=20, actor=world.people[0])
     assert result.version == 6
