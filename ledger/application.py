@@ -287,10 +287,8 @@ class Ledger(Application[UUID]):
         """
         return self._save(*objs, **kwargs)[0]
 
-    def _save(
-        self, *objs: Any, **kwargs: Any
-    ) -> tuple[list[Recording[UUID]], dict[tuple[UUID, int], str]]:
-        """``save``, and the hash of each saved event's chain link by (aggregate, version)."""
+    def _save(self, *objs: Any, **kwargs: Any) -> tuple[list[Recording[UUID]], list[Link]]:
+        """``save``, and the saved events' chain links in the same order."""
         processing_event = LinkedProcessing()
         for aggregate in objs:
             if aggregate is None:
@@ -311,8 +309,7 @@ class Ledger(Application[UUID]):
             # again. A snapshot is only a shortcut; the next one will be taken in its turn.
             log.warning("a snapshot was not written", exc_info=True)
         self._notify(recordings)
-        hashes = {(link.originator_id, link.version): link.hash for link in processing_event.links}
-        return recordings, hashes
+        return recordings, processing_event.links
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # The library's EventStore.put, plus the hash chain's links in the same transaction.
@@ -485,7 +482,8 @@ class Ledger(Application[UUID]):
 
         Never raises for a job: each caller raises its own error from its job.
         """
-        pending, alone, attempt = jobs, list[Job[CommandResult]](), 0
+        pending, attempt = jobs, 0
+        alone: list[Job[CommandResult]] = []
         try:
             while pending:
                 if attempt >= self.max_attempts:
@@ -606,7 +604,7 @@ class Ledger(Application[UUID]):
         turn: dict[str, Any] = {"turn": place} if place is not None else {}
         guard = {"guard": priority_key(cooperative_id)} if racing else turn
         try:
-            recordings, hashes = self._save(coop, *others, **guard)
+            recordings, links = self._save(coop, *others, **guard)
         except IntegrityError:
             self.lost_races += 1
             self.forget(cooperative_id)
@@ -618,9 +616,15 @@ class Ledger(Application[UUID]):
         # Saved: the state every refusal was judged on was the stored one.
         for job, refusal in refused:
             job.fail(refusal)
+        if len(ran) == 1 and not others:  # alone: its events are the save's
+            job, _, after, value = ran[0]
+            receipt = Receipt(coop.id, after, links[-1].hash)
+            job.succeed(self._result(coop.id, after, recordings, receipt, value))
+            return [], False
         by_key = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r for r in recordings
         }
+        hashes = {(link.originator_id, link.version): link.hash for link in links}
         for job, before, after, value in ran:
             mine = [by_key[(coop.id, v)] for v in range(before + 1, after + 1)]
             if isinstance(value, Cooperative):

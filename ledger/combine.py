@@ -64,9 +64,13 @@ class Combiner(Generic[R]):
     """
 
     def __init__(self, stripes: int = 64) -> None:
-        self._conditions = [threading.Condition() for _ in range(stripes)]
-        self._waiting: dict[UUID, list[Job[R]]] = {}
-        self._busy: set[UUID] = set()
+        # Entered directly, the plain locks cost less than their conditions' Python methods;
+        # a condition is only waited on or notified when someone waits (_sleepers).
+        self._locks = [threading.Lock() for _ in range(stripes)]
+        self._conditions = [threading.Condition(lock) for lock in self._locks]
+        self._sleepers = [0] * stripes
+        self._waiting: dict[int, list[Job[R]]] = {}  # by cooperative (its id as an int)
+        self._busy: set[int] = set()
 
     def run(
         self,
@@ -78,36 +82,43 @@ class Combiner(Generic[R]):
     ) -> R:
         """``job``'s outcome, run by ``execute`` in this thread or another. ``alone``: in a
         batch of its own (others still wait for it, and it for them)."""
-        condition = self._conditions[hash(cooperative_id) % len(self._conditions)]
-        with condition:
-            waiting = self._waiting.setdefault(cooperative_id, [])
-            if not alone:
-                waiting.append(job)
-            while not job.done and cooperative_id in self._busy:
-                condition.wait()
-            if job.done:
-                return job.outcome()
-            self._busy.add(cooperative_id)
+        key = cooperative_id.int  # hashed in C, where a UUID's hash is Python code
+        stripe = key % len(self._locks)
+        with self._locks[stripe]:
+            queued = False
+            if key in self._busy:
+                if not alone:
+                    self._waiting.setdefault(key, []).append(job)
+                    queued = True
+                self._sleepers[stripe] += 1
+                try:
+                    while not job.done and key in self._busy:
+                        self._conditions[stripe].wait()
+                finally:
+                    self._sleepers[stripe] -= 1
+                if job.done:
+                    return job.outcome()
+            self._busy.add(key)
             if alone:
                 jobs = [job]
             else:
-                jobs = waiting[:]
-                waiting.clear()
-            if not waiting:
-                del self._waiting[cooperative_id]
+                jobs = self._waiting.pop(key, [])  # they came first
+                if not queued:
+                    jobs.append(job)
         try:
             execute(jobs)
         finally:
-            with condition:
-                self._busy.discard(cooperative_id)
-                condition.notify_all()
+            with self._locks[stripe]:
+                self._busy.discard(key)
+                if self._sleepers[stripe]:
+                    self._conditions[stripe].notify_all()
         return job.outcome()
 
     def waiting(self, cooperative_id: UUID) -> int:
         """How many commands wait for the cooperative now."""
-        condition = self._conditions[hash(cooperative_id) % len(self._conditions)]
-        with condition:
-            return len(self._waiting.get(cooperative_id, ()))
+        key = cooperative_id.int
+        with self._locks[key % len(self._locks)]:
+            return len(self._waiting.get(key, ()))
 
 
 class RunAlone(Exception):

@@ -28,9 +28,9 @@ def counted_saves(ledger: Ledger) -> list[int]:
     save = ledger._save
 
     def counting(*objs: Any, **kwargs: Any) -> Any:
-        recordings, hashes = save(*objs, **kwargs)
+        recordings, links = save(*objs, **kwargs)
         saves.append(len(recordings))
-        return recordings, hashes
+        return recordings, links
 
     ledger._save = counting  # type: ignore[method-assign]
     return saves
