@@ -76,6 +76,11 @@ QUEUE_ALL_AFTER = 3
 # give way to it (their save inserts nothing while it holds the priority key).
 PRIORITY_AFTER = 6
 CONTENDED_FOR_S = 2.0
+# Snapshots are for loads: a load that replays the snapshot interval or more writes one
+# (see _snapshot_long_tail). A save writes one only every SAVE_SPACING intervals, which
+# bounds what a load replays after a long run of saves from cached copies that nobody
+# loaded in between, at an eighth of what a snapshot every interval cost the writers.
+SAVE_SPACING = 8
 GROUP_SIZE = 6
 
 
@@ -134,21 +139,32 @@ def priority_key(cooperative_id: UUID) -> int:
     return queue_key(cooperative_id) ^ 1
 
 
-def replay(aggregate: Any, events: Iterable[Any]) -> Any:
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
-
-
 class CooperativeRepository(Repository[UUID]):
     """The library's repository, replaying events without a runtime protocol check each.
 
     ``isinstance`` against a runtime-checkable protocol costs tens of microseconds per
     event (more than decoding it); every event in a Ledger's store is a Cooperative's.
+    ``after_load`` hears of every aggregate loaded from storage, with the number of
+    events replayed after its snapshot.
     """
 
+    after_load: Callable[[Any, int], None] | None = None
+
     def _reconstruct_aggregate(self, aggregate_id: UUID, version: int | None, _: Any) -> Any:
-        return super()._reconstruct_aggregate(aggregate_id, version, replay)
+        replayed = 0
+
+        def counted(aggregate: Any, events: Iterable[Any]) -> Any:
+            nonlocal replayed
+            for event in events:
+                aggregate = event.mutate(aggregate)
+                if type(event) is not Cooperative.Snapshot:
+                    replayed += 1
+            return aggregate
+
+        aggregate = super()._reconstruct_aggregate(aggregate_id, version, counted)
+        if self.after_load is not None:
+            self.after_load(aggregate, replayed)
+        return aggregate
 
 
 def make_transcoder() -> OrjsonTranscoder:
@@ -237,6 +253,7 @@ class Ledger(Application[UUID]):
         self.storage: Repository[UUID] = CooperativeRepository(
             self.events, snapshot_store=self.snapshots
         )
+        self.repository.after_load = self.storage.after_load = self._snapshot_long_tail  # type: ignore[attr-defined]
         # Called with the last position after every save, e.g. to wake projections in-process.
         self.saved_listeners: list[Callable[[int], None]] = []
         self._combiner: Combiner[CommandResult] = Combiner()
@@ -401,7 +418,7 @@ class Ledger(Application[UUID]):
             saved[event.originator_id] = saved.get(event.originator_id, 0) + 1
         for aggregate_id, count in saved.items():
             aggregate = processing_event.aggregates.get(aggregate_id)
-            interval = self.snapshotting_intervals.get(type(aggregate), 0)
+            interval = self.snapshotting_intervals.get(type(aggregate), 0) * SAVE_SPACING
             if not isinstance(aggregate, Cooperative) or not interval:
                 continue
             # A step is the interval doubled some times: none is due unless a multiple of
@@ -411,6 +428,22 @@ class Ledger(Application[UUID]):
             step = snapshot_step(aggregate, interval)
             if aggregate.version // step > (aggregate.version - count) // step:
                 self.snapshots.put([Cooperative.Snapshot.take(aggregate)])
+
+    def _snapshot_long_tail(self, coop: Cooperative, replayed: int) -> None:
+        """Snapshot a cooperative whose load replayed a step of events or more after its
+        last snapshot (at the version loaded: a past one's state is as true as the last)."""
+        interval = self.snapshotting_intervals.get(Cooperative, 0)
+        if self.snapshots is None or not interval or replayed < interval:
+            return
+        if replayed < snapshot_step(coop, interval):
+            return
+        try:
+            self.snapshots.put([Cooperative.Snapshot.take(coop)])
+        except IntegrityError:
+            pass  # another load wrote the same one
+        except Exception:
+            # The load itself succeeded; a snapshot is only a shortcut for the next one.
+            log.warning("a snapshot was not written", exc_info=True)
 
     def close(self) -> None:
         if isinstance(self.recorder, ChainedSQLiteRecorder):

@@ -162,14 +162,39 @@ def test_a_split_saves_parent_and_child_together_naming_each_other(world: World)
     assert split_event.timestamp == child_founding.timestamp
 
 
-def test_loading_uses_snapshots_and_equals_a_full_replay(world: World) -> None:
+def snapshot_versions(world: World, coop_id: UUID) -> list[int]:
+    store = world.ledger.snapshots
+    assert store is not None
+    return [s.originator_version for s in store.get(coop_id)]
+
+
+def test_a_load_that_replays_an_interval_of_events_snapshots_and_equals_a_full_replay(
+    world: World,
+) -> None:
     coop_id = world.found(size=4)
     work_id = world.ledger.take_work(coop_id, client_ref="c-1", actor=world.people[0]).value
     for _ in range(35):
         world.ledger.log_hours(coop_id, work_id, minutes=30, actor=world.people[0])
-    snapshots = list(world.ledger.snapshots.get(coop_id)) if world.ledger.snapshots else []
-    assert snapshots, "a snapshot every 10 events"
-    assert state(world.ledger.get_cooperative(coop_id)) == state(replayed(world, coop_id))
+    assert snapshot_versions(world, coop_id) == [], "commands on a cached copy snapshot rarely"
+
+    loaded = world.ledger.get_cooperative(coop_id)  # replays 37 events: 10 or more
+
+    assert snapshot_versions(world, coop_id) == [loaded.version]
+    again = world.ledger.get_cooperative(coop_id)  # from that snapshot
+    assert state(again) == state(loaded) == state(replayed(world, coop_id))
+    world.ledger.log_hours(coop_id, work_id, minutes=30, actor=world.people[0])
+    world.ledger.get_cooperative(coop_id)  # one event after the snapshot: none new
+    assert snapshot_versions(world, coop_id) == [loaded.version]
+
+
+def test_saves_alone_snapshot_every_eighth_interval(world: World) -> None:
+    """So that a load never replays more than that, however long nobody loaded."""
+    coop_id = world.found(size=4)
+    work_id = world.ledger.take_work(coop_id, client_ref="c-1", actor=world.people[0]).value
+    for _ in range(85):
+        world.ledger.log_hours(coop_id, work_id, minutes=30, actor=world.people[0])
+
+    assert snapshot_versions(world, coop_id) == [80]  # interval 10 in these tests
 
 
 def test_an_old_version_1_hours_event_is_upcast_to_minutes_when_loaded(world: World) -> None:
@@ -297,7 +322,7 @@ def test_a_contended_cooperatives_cached_copy_catches_up_and_chains_on_from_the_
     assert report.receipt_failures == []
 
 
-def test_a_command_whose_snapshot_cannot_be_written_still_succeeds_once(
+def test_a_command_or_load_whose_snapshot_cannot_be_written_still_succeeds_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its events are recorded: failing it now would have its caller run it a second time."""
@@ -312,9 +337,9 @@ def test_a_command_whose_snapshot_cannot_be_written_still_succeeds_once(
     monkeypatch.setattr(snapshots, "put", store_gone)
     versions = [
         world.ledger.take_work(coop_id, client_ref=f"c{n}", actor=member).version
-        for n in range(12)  # past the snapshot interval of 10
+        for n in range(82)  # past a save's snapshot (every 80 events here)
     ]
 
-    assert versions == list(range(versions[0], versions[0] + 12))
-    assert world.ledger.get_cooperative(coop_id).version == versions[-1]
-    assert len(world.ledger.get_cooperative(coop_id).work) == 12
+    assert versions == list(range(versions[0], versions[0] + 82))
+    assert world.ledger.get_cooperative(coop_id).version == versions[-1]  # a load's, too
+    assert len(world.ledger.get_cooperative(coop_id).work) == 82
