@@ -4,7 +4,9 @@ Each command loads the cooperative, lets the aggregate check its rules and
 record its events, and saves them. Two commands on one cooperative at once are
 ordered by its version: the loser of a race gets a version conflict, and the
 whole command (load, check, record) runs again on the fresh state, a bounded
-number of times. Time comes from an injected clock.
+number of times. Commands of this process's threads that wait for the same
+cooperative are run one after the other and saved together (ledger.combine).
+Time comes from an injected clock.
 """
 
 from __future__ import annotations
